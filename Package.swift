@@ -1,0 +1,57 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Needle",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "needle-injector", targets: ["needle-injector"]),
+        .executable(name: "needle", targets: ["needle"]),
+        .library(name: "NeedleContract", targets: ["NeedleContract"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Pure contract shared by the injector and the proxy: names, ports, value formats, proxy environment.
+        .target(name: "NeedleContract"),
+        // Pure injection logic: decision, config annotations, patch plan. No I/O.
+        .target(name: "NeedleInjection", dependencies: ["NeedleContract"]),
+        // The webhook: AdmissionReview codec, namespace directory, HTTPS server, TLS, metrics.
+        .target(
+            name: "NeedleWebhook",
+            dependencies: [
+                "NeedleInjection",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "needle-injector",
+            dependencies: ["NeedleWebhook", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "needle",
+            dependencies: ["NeedleWebhook", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "NeedleContractTests", dependencies: ["NeedleContract"]),
+        .testTarget(name: "NeedleInjectionTests", dependencies: ["NeedleInjection"]),
+        // Fixtures are read from the source tree (#filePath) so the refresh switch can rewrite the goldens.
+        .testTarget(name: "NeedleWebhookTests", dependencies: ["NeedleWebhook"], exclude: ["Fixtures"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

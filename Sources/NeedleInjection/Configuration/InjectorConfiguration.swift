@@ -1,0 +1,106 @@
+import NeedleContract
+
+/// The injector's own settings: what every injected proxy gets unless an annotation says otherwise.
+/// Embedded defaults; a YAML or JSON file (`--config`) overrides any subset of them.
+public struct InjectorConfiguration: Equatable, Sendable {
+    public var proxyImage = "ghcr.io/needle-mesh/needle-proxy:\(Mesh.version)"
+    public var proxyVersion = Mesh.version
+    public var imagePullPolicy = "IfNotPresent"
+    // A small request and a memory limit, but no CPU limit: CFS throttling a proxy adds latency to every request.
+    public var proxyCPURequest: ResourceQuantity? = ResourceQuantity(unchecked: "10m")
+    public var proxyCPULimit: ResourceQuantity? = nil
+    public var proxyMemoryRequest: ResourceQuantity? = ResourceQuantity(unchecked: "20Mi")
+    public var proxyMemoryLimit: ResourceQuantity? = ResourceQuantity(unchecked: "128Mi")
+    public var proxyLogLevel = LogLevel.info
+    public var proxyLogFormat = LogFormat.plain
+    public var nativeSidecar = true
+    public var proxyAwait = true
+    public var opaquePorts = Mesh.defaultOpaquePorts
+    public var detectTimeout = ProxyDuration.seconds(10)
+    public var inboundConnectTimeout = ProxyDuration.milliseconds(100)
+    public var outboundConnectTimeout = ProxyDuration.seconds(1)
+    public var shutdownGracePeriod = ProxyDuration.seconds(30)
+    public var proxyAdminShutdown = false
+    public var controlPlaneNamespace = Mesh.controlPlaneNamespace
+    public var clusterDomain = "cluster.local"
+
+    public init() {}
+
+    /// The keys a configuration file may set, with the accepted values.
+    public static let keys: [(key: String, format: String)] = [
+        ("proxyImage", "an image reference"), ("proxyVersion", "a version string"),
+        ("imagePullPolicy", "Always, IfNotPresent or Never"),
+        ("proxyCPURequest", ResourceQuantity.acceptedFormat + ", or empty for none"),
+        ("proxyCPULimit", ResourceQuantity.acceptedFormat + ", or empty for none"),
+        ("proxyMemoryRequest", ResourceQuantity.acceptedFormat + ", or empty for none"),
+        ("proxyMemoryLimit", ResourceQuantity.acceptedFormat + ", or empty for none"),
+        ("proxyLogLevel", LogLevel.acceptedFormat), ("proxyLogFormat", LogFormat.acceptedFormat),
+        ("nativeSidecar", "true or false"), ("proxyAwait", "true or false"),
+        ("opaquePorts", PortSet.acceptedFormat),
+        ("detectTimeout", ProxyDuration.acceptedFormat), ("inboundConnectTimeout", ProxyDuration.acceptedFormat),
+        ("outboundConnectTimeout", ProxyDuration.acceptedFormat), ("shutdownGracePeriod", ProxyDuration.acceptedFormat),
+        ("proxyAdminShutdown", "true or false"),
+        ("controlPlaneNamespace", "a namespace name"), ("clusterDomain", "a DNS domain like cluster.local"),
+    ]
+
+    /// Applies `key: value` settings over the current values. Every bad or unknown key is reported at once.
+    public mutating func apply(_ settings: [String: String]) throws(ConfigurationError) {
+        var problems: [String] = []
+        for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
+            do {
+                try apply(key: key, value: value)
+            } catch {
+                problems.append("\(key): \(error)")
+            }
+        }
+        if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+    }
+
+    private mutating func apply(key: String, value: String) throws(FormatError) {
+        func quantity(_ text: String) throws(FormatError) -> ResourceQuantity? {
+            text.isEmpty ? nil : try ResourceQuantity(parsing: text)
+        }
+        func nonEmpty(_ text: String, _ expected: String) throws(FormatError) -> String {
+            guard !text.isEmpty, !text.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" }) else {
+                throw FormatError(value: text, expected: expected)
+            }
+            return text
+        }
+        switch key {
+        case "proxyImage": proxyImage = try nonEmpty(value, "a non-empty image reference without spaces")
+        case "proxyVersion": proxyVersion = try nonEmpty(value, "a non-empty version without spaces")
+        case "imagePullPolicy":
+            guard ["Always", "IfNotPresent", "Never"].contains(value) else {
+                throw FormatError(value: value, expected: "Always, IfNotPresent or Never")
+            }
+            imagePullPolicy = value
+        case "proxyCPURequest": proxyCPURequest = try quantity(value)
+        case "proxyCPULimit": proxyCPULimit = try quantity(value)
+        case "proxyMemoryRequest": proxyMemoryRequest = try quantity(value)
+        case "proxyMemoryLimit": proxyMemoryLimit = try quantity(value)
+        case "proxyLogLevel": proxyLogLevel = try LogLevel(parsing: value)
+        case "proxyLogFormat": proxyLogFormat = try LogFormat(parsing: value)
+        case "nativeSidecar": nativeSidecar = try parseBool(value)
+        case "proxyAwait": proxyAwait = try parseBool(value)
+        case "opaquePorts": opaquePorts = try PortSet(parsing: value)
+        case "detectTimeout": detectTimeout = try ProxyDuration(parsing: value)
+        case "inboundConnectTimeout": inboundConnectTimeout = try ProxyDuration(parsing: value)
+        case "outboundConnectTimeout": outboundConnectTimeout = try ProxyDuration(parsing: value)
+        case "shutdownGracePeriod": shutdownGracePeriod = try ProxyDuration(parsing: value)
+        case "proxyAdminShutdown": proxyAdminShutdown = try parseBool(value)
+        case "controlPlaneNamespace": controlPlaneNamespace = try nonEmpty(value, "a namespace name")
+        case "clusterDomain": clusterDomain = try nonEmpty(value, "a DNS domain like cluster.local")
+        default:
+            throw FormatError(value: key, expected: "one of " + Self.keys.map(\.key).joined(separator: ", "),
+                              detail: "unknown key")
+        }
+    }
+}
+
+/// Problems in a configuration file, one line each.
+public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let problems: [String]
+    public init(problems: [String]) { self.problems = problems }
+    public var description: String { "invalid injector configuration:\n  " + problems.joined(separator: "\n  ") }
+}
+

@@ -1,0 +1,80 @@
+/// A container port as the pod declares it.
+public struct ContainerPort: Hashable, Sendable {
+    public var name: String?
+    public var number: Int
+    public var isTCP: Bool
+}
+
+/// The few facts of one container the injector reads.
+public struct ContainerView: Hashable, Sendable {
+    public var name: String
+    public var ports: [ContainerPort]
+    /// Integer `httpGet` ports of the liveness, readiness and startup probes.
+    public var probePorts: [Int]
+    /// `Always` marks a native sidecar among init containers.
+    public var restartPolicy: String?
+
+    init(_ json: JSONValue) {
+        name = json["name"]?.stringValue ?? ""
+        ports = (json["ports"]?.arrayValue ?? []).compactMap { port in
+            guard let number = port["containerPort"]?.intValue else { return nil }
+            let proto = port["protocol"]?.stringValue ?? "TCP"
+            return ContainerPort(name: port["name"]?.stringValue, number: number, isTCP: proto == "TCP")
+        }
+        probePorts = ["livenessProbe", "readinessProbe", "startupProbe"].compactMap { probe in
+            json[probe]?["httpGet"]?["port"]?.intValue
+        }
+        restartPolicy = json["restartPolicy"]?.stringValue
+    }
+}
+
+/// A read-only view of the Pod fields the decision and the patch depend on. Missing and `null` fields read
+/// the same as empty ones; the raw JSON stays the source for everything else.
+public struct PodView: Sendable {
+    public let json: JSONValue
+    public let name: String?
+    public let generateName: String?
+    public let namespace: String?
+    public let annotations: [String: String]
+    public let labels: [String: String]
+    public let hostNetwork: Bool
+    public let osName: String?
+    public let containers: [ContainerView]
+    public let initContainers: [ContainerView]
+    public let volumeNames: [String]
+
+    /// Which top-level maps and lists exist (non-null), so the patch knows whether to create them first.
+    public let hasAnnotations: Bool
+    public let hasLabels: Bool
+    public let hasVolumes: Bool
+    public let hasInitContainers: Bool
+
+    public init(_ json: JSONValue) {
+        self.json = json
+        let metadata = json["metadata"]
+        let spec = json["spec"]
+        name = metadata?["name"]?.stringValue
+        generateName = metadata?["generateName"]?.stringValue
+        namespace = metadata?["namespace"]?.stringValue
+        annotations = metadata?["annotations"]?.stringMap ?? [:]
+        labels = metadata?["labels"]?.stringMap ?? [:]
+        hostNetwork = spec?["hostNetwork"]?.boolValue ?? false
+        osName = spec?["os"]?["name"]?.stringValue
+        containers = (spec?["containers"]?.arrayValue ?? []).map(ContainerView.init)
+        initContainers = (spec?["initContainers"]?.arrayValue ?? []).map(ContainerView.init)
+        volumeNames = (spec?["volumes"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+        hasAnnotations = metadata?["annotations"]?.objectValue != nil
+        hasLabels = metadata?["labels"]?.objectValue != nil
+        hasVolumes = spec?["volumes"]?.arrayValue != nil
+        hasInitContainers = spec?["initContainers"]?.arrayValue != nil
+    }
+
+    /// A name for logs: the name, or the generateName prefix of a pod a controller is creating.
+    public var displayName: String {
+        if let name, !name.isEmpty { return name }
+        if let generateName, !generateName.isEmpty { return generateName + "<generated>" }
+        return "<unnamed>"
+    }
+
+    public var allContainers: [ContainerView] { initContainers + containers }
+}

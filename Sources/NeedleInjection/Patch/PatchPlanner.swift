@@ -1,0 +1,69 @@
+import NeedleContract
+
+/// Turns a pod and its effective settings into JSON Patch `add` operations (DESIGN §3.2). Every map or list
+/// that is missing or null is created whole by one `add` before anything is added into it.
+public enum PatchPlanner {
+    public static let xtablesLockVolumeBase = "needle-init-xtables-lock"
+
+    public static func plan(pod: PodView, namespace: String, settings: ProxySettings,
+                            configuration: InjectorConfiguration, inheritedAnnotations: [String: String]) -> [PatchOperation] {
+        let spec = SidecarSpec(settings: settings, configuration: configuration, pod: pod,
+                               xtablesLockVolume: uniqueName(xtablesLockVolumeBase, taken: Set(pod.volumeNames)))
+        var operations: [PatchOperation] = []
+
+        var annotations = inheritedAnnotations
+        annotations[MeshKey.proxyVersion] = configuration.proxyVersion
+        annotations[MeshKey.injectedBy] = "needle-injector/\(Mesh.version)"
+        let labels = [
+            MeshKey.workloadNamespaceLabel: namespace,
+            MeshKey.controlPlaneNamespaceLabel: configuration.controlPlaneNamespace,
+        ]
+        // Never overwrite what the pod already says: the patch only adds.
+        let newAnnotations = annotations.filter { pod.annotations[$0.key] == nil }
+        let newLabels = labels.filter { pod.labels[$0.key] == nil }
+
+        if pod.json["metadata"]?.objectValue == nil {
+            operations.append(.add("/metadata", ["annotations": .object(newAnnotations.mapValues(JSONValue.string)),
+                                                 "labels": .object(newLabels.mapValues(JSONValue.string))]))
+        } else {
+            operations += addEntries(newAnnotations, into: "/metadata/annotations", exists: pod.hasAnnotations)
+            operations += addEntries(newLabels, into: "/metadata/labels", exists: pod.hasLabels)
+        }
+
+        operations.append(appendElements([spec.volume], to: "/spec/volumes", exists: pod.hasVolumes))
+
+        if settings.nativeSidecar {
+            // First in line, so the pod's own init containers already run behind a ready proxy.
+            if pod.hasInitContainers {
+                operations.append(.add(JSONPointer("/spec/initContainers").appending(index: 0), spec.initContainer))
+                operations.append(.add(JSONPointer("/spec/initContainers").appending(index: 1), spec.proxyContainer))
+            } else {
+                operations.append(.add("/spec/initContainers", [spec.initContainer, spec.proxyContainer]))
+            }
+        } else {
+            // After the pod's own init containers: no proxy runs yet to carry their redirected traffic.
+            operations.append(appendElements([spec.initContainer], to: "/spec/initContainers", exists: pod.hasInitContainers))
+            operations.append(.add(JSONPointer("/spec/containers").appending(index: 0), spec.proxyContainer))
+        }
+        return operations
+    }
+
+    static func addEntries(_ entries: [String: String], into path: JSONPointer, exists: Bool) -> [PatchOperation] {
+        guard !entries.isEmpty else { return [] }
+        guard exists else { return [.add(path, .object(entries.mapValues(JSONValue.string)))] }
+        return entries.sorted { $0.key < $1.key }.map { .add(path.appending($0.key), .string($0.value)) }
+    }
+
+    static func appendElements(_ elements: [JSONValue], to path: JSONPointer, exists: Bool) -> PatchOperation {
+        // Callers pass exactly one element when the list exists.
+        exists ? .add(path.appendingEnd, elements[0]) : .add(path, .array(elements))
+    }
+
+    /// `base`, or `base-2`, `base-3`, ... whichever the pod does not use yet.
+    static func uniqueName(_ base: String, taken: Set<String>) -> String {
+        guard taken.contains(base) else { return base }
+        var suffix = 2
+        while taken.contains("\(base)-\(suffix)") { suffix += 1 }
+        return "\(base)-\(suffix)"
+    }
+}
