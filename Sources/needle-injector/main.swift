@@ -1,1 +1,180 @@
-print("x")
+import ArgumentParser
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Logging
+import NIOCore
+import NIOPosix
+import NeedleContract
+import NeedleInjection
+import NeedleWebhook
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct InjectorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "needle-injector",
+        abstract: "Needle's sidecar injector: a mutating admission webhook serving POST /inject over HTTPS."
+    )
+
+    @Option(help: "Webhook listen address (IP:PORT).")
+    var listen = "0.0.0.0:\(Mesh.injectorPort)"
+
+    @Option(help: "Admin listen address for /metrics, /ready, /live (IP:PORT).")
+    var adminListen = "0.0.0.0:\(Mesh.injectorAdminPort)"
+
+    @Option(help: "PEM serving certificate (chain); re-read when it changes.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of the serving certificate; re-read when it changes.")
+    var tlsKey: String?
+
+    @Option(help: "Injector configuration (YAML or JSON) overriding the embedded defaults.")
+    var config: String?
+
+    @Option(help: "Namespace list as 'kubectl get ns -o yaml' prints it, instead of the Kubernetes API.")
+    var namespaces: String?
+
+    @Flag(help: "Development mode: self-signed certificate for localhost and Webhook/dev/namespaces.yaml.")
+    var dev = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    @Option(help: "Seconds between checks of the certificate files.")
+    var certificateCheckInterval = 5
+
+    @Option(help: "Most connections served at once; more are refused.")
+    var maxConnections = 512
+
+    func validate() throws {
+        if !dev && (tlsCert == nil || tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key are required (or --dev for a self-signed development certificate)")
+        }
+        if Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level \"\(logLevel)\" is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard (1...3600).contains(certificateCheckInterval) else {
+            throw ValidationError("--certificate-check-interval must be 1 to 3600 seconds")
+        }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "needle-injector")
+
+        let webhookAddress: ListenAddress
+        let adminAddress: ListenAddress
+        do {
+            webhookAddress = try ListenAddress(parsing: listen)
+            adminAddress = try ListenAddress(parsing: adminListen)
+        } catch {
+            throw ValidationError("bad listen address: \(error)")
+        }
+
+        let configuration: InjectorConfiguration
+        let directory: any NamespaceDirectory
+        var certificatePath = tlsCert ?? ""
+        var keyPath = tlsKey ?? ""
+        do {
+            configuration = try InjectorConfiguration.load(path: config)
+            if dev && tlsCert == nil {
+                let files = try DevelopmentCertificates.write(to: FileManager.default.temporaryDirectory.path + "/needle-dev")
+                certificatePath = files.certificate
+                keyPath = files.key
+                logger.notice("development certificate for localhost and 127.0.0.1", metadata: ["ca": "\(files.ca)"])
+                print("needle-injector: development CA written to \(files.ca)")
+                print("needle-injector: try  curl --cacert \(files.ca) -H 'Content-Type: application/json' "
+                      + "--data @Webhook/examples/pod.json https://localhost:\(webhookAddress.port)/inject")
+            }
+            if let namespaces {
+                directory = try NamespaceFile(path: namespaces)
+            } else if dev {
+                directory = try NamespaceFile(path: "Webhook/dev/namespaces.yaml")
+            } else {
+                throw ValidationError("--namespaces FILE is required: the Kubernetes API namespace watch is not built yet")
+            }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+
+        let certificate: ServingCertificate
+        do {
+            certificate = try ServingCertificate(certificatePath: certificatePath, keyPath: keyPath)
+        } catch {
+            logger.critical("cannot load the serving certificate", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+
+        let metrics = WebhookMetrics()
+        metrics.recordCertificateLoad(success: true, notAfterUnixSeconds: Int64(certificate.notAfter.timeIntervalSince1970))
+        let reviewer = AdmissionReviewer(injector: Injector(configuration: configuration), namespaces: directory)
+        let service = WebhookService(reviewer: reviewer, metrics: metrics, logger: logger)
+
+        var serverConfiguration = WebhookServer.Configuration()
+        serverConfiguration.listenHost = webhookAddress.ip.description
+        serverConfiguration.listenPort = webhookAddress.port
+        serverConfiguration.adminHost = adminAddress.ip.description
+        serverConfiguration.adminPort = adminAddress.port
+        serverConfiguration.maxConnections = maxConnections
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let server = WebhookServer(configuration: serverConfiguration, service: service, certificate: certificate,
+                                   metrics: metrics, logger: logger, group: group)
+        let bound: (webhook: SocketAddress, admin: SocketAddress)
+        do {
+            bound = try await server.start()
+        } catch {
+            logger.critical("cannot bind", metadata: ["error": "\(error)"])
+            try? await group.shutdownGracefully()
+            throw ExitCode(1)
+        }
+        logger.notice("serving", metadata: ["webhook": "\(bound.webhook)", "admin": "\(bound.admin)",
+                                             "version": "\(Mesh.version)"])
+
+        let reloader = Task {
+            await CertificateReloadLoop.run(certificate: certificate, metrics: metrics, logger: logger,
+                                            interval: .seconds(certificateCheckInterval))
+        }
+        let signal = await ShutdownSignal.wait()
+        logger.notice("shutting down: finishing reviews in flight", metadata: ["signal": "\(signal)"])
+        reloader.cancel()
+        await server.shutdown()
+        try? await group.shutdownGracefully()
+        logger.notice("stopped")
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+enum ShutdownSignal {
+    static func wait() async -> String {
+        let (stream, continuation) = AsyncStream.makeStream(of: String.self)
+        let queue = DispatchQueue(label: "needle.signals")
+        var sources: [any DispatchSourceSignal] = []
+        for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { continuation.yield(name) }
+            source.resume()
+            sources.append(source)
+        }
+        var iterator = stream.makeAsyncIterator()
+        let name = await iterator.next() ?? "end of signals"
+        withExtendedLifetime(sources) {}
+        return name
+    }
+}

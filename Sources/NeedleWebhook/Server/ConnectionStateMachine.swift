@@ -1,0 +1,116 @@
+/// The life of one webhook connection: HTTP/1.1 requests one at a time (the API server reuses connections),
+/// with a deadline for each phase so a slow or silent client cannot hold a connection forever.
+/// Pure: the NIO handler feeds it events and performs the actions it returns.
+struct ConnectionStateMachine {
+    enum Phase: Equatable {
+        /// Waiting for the next request head (the header timeout runs).
+        case awaitingHead
+        /// Reading a body (the body timeout runs).
+        case readingBody(received: Int, keepAlive: Bool)
+        /// A head was rejected; the rest of the request is ignored and the connection closes after the reply.
+        case rejected
+        /// The review runs; no deadline (the review itself is bounded).
+        case reviewing(keepAlive: Bool)
+        case closed
+    }
+
+    enum Timer: Equatable {
+        case header, body
+    }
+
+    enum Action: Equatable {
+        case none
+        case startTimer(Timer)
+        case cancelTimer
+        /// Append the bytes to the body buffer.
+        case bufferBody
+        case review(keepAlive: Bool)
+        /// Send this reply, then close.
+        case replyAndClose(HTTPReply)
+        case close
+    }
+
+    let bodyLimit: Int
+    private(set) var phase = Phase.awaitingHead
+    private var shuttingDown = false
+
+    init(bodyLimit: Int) {
+        self.bodyLimit = bodyLimit
+    }
+
+    /// The connection opened: the first head must arrive before the header deadline.
+    func connectionOpened() -> Action { .startTimer(.header) }
+
+    mutating func receivedHead(method: String, uri: String, contentType: String?, contentLength: Int?, keepAlive: Bool) -> [Action] {
+        guard phase == .awaitingHead else { return [] }
+        if let rejection = RequestHeadCheck.check(method: method, uri: uri, contentType: contentType,
+                                                  contentLength: contentLength, bodyLimit: bodyLimit) {
+            phase = .rejected
+            return [.cancelTimer, .replyAndClose(rejection)]
+        }
+        phase = .readingBody(received: 0, keepAlive: keepAlive && !shuttingDown)
+        return [.cancelTimer, .startTimer(.body)]
+    }
+
+    mutating func receivedBody(bytes: Int) -> Action {
+        guard case .readingBody(let received, let keepAlive) = phase else { return .none }
+        let total = received + bytes
+        if total > bodyLimit {
+            phase = .rejected
+            return .replyAndClose(.error(413, "body is over the limit of \(bodyLimit) bytes"))
+        }
+        phase = .readingBody(received: total, keepAlive: keepAlive)
+        return .bufferBody
+    }
+
+    mutating func receivedEnd() -> [Action] {
+        guard case .readingBody(_, let keepAlive) = phase else { return [] }
+        phase = .reviewing(keepAlive: keepAlive)
+        return [.cancelTimer, .review(keepAlive: keepAlive)]
+    }
+
+    /// The reply was written. Keep-alive connections wait for the next head under a fresh deadline.
+    mutating func replySent() -> Action {
+        guard case .reviewing(let keepAlive) = phase else { return .none }
+        if keepAlive && !shuttingDown {
+            phase = .awaitingHead
+            return .startTimer(.header)
+        }
+        phase = .closed
+        return .close
+    }
+
+    mutating func timerFired(_ timer: Timer) -> Action {
+        switch (phase, timer) {
+        case (.awaitingHead, .header):
+            // Nothing (or only part of a head) arrived: nothing to answer, just hang up.
+            phase = .closed
+            return .close
+        case (.readingBody, .body):
+            phase = .rejected
+            return .replyAndClose(.error(408, "request body not received in time"))
+        default:
+            return .none
+        }
+    }
+
+    /// Graceful shutdown: idle connections close now; a request in flight finishes first.
+    mutating func shutdownRequested() -> Action {
+        shuttingDown = true
+        switch phase {
+        case .awaitingHead:
+            phase = .closed
+            return .close
+        case .readingBody(let received, _):
+            phase = .readingBody(received: received, keepAlive: false)
+            return .none
+        case .reviewing:
+            phase = .reviewing(keepAlive: false)
+            return .none
+        case .rejected, .closed:
+            return .none
+        }
+    }
+
+    mutating func closed() { phase = .closed }
+}

@@ -1,0 +1,144 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Events the server sends down every connection's pipeline.
+enum ConnectionEvent {
+    case shutdownRequested
+}
+
+/// Serves `POST /inject` on one connection. Thin: the `ConnectionStateMachine` decides, this performs.
+final class WebhookHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    struct Timeouts {
+        var header: TimeAmount
+        var body: TimeAmount
+    }
+
+    private var state: ConnectionStateMachine
+    private let timeouts: Timeouts
+    private let service: WebhookService
+    private var body: ByteBuffer?
+    private var timer: Scheduled<Void>?
+    private var requestVersion = HTTPVersion.http1_1
+
+    init(service: WebhookService, bodyLimit: Int, timeouts: Timeouts) {
+        self.service = service
+        self.timeouts = timeouts
+        self.state = ConnectionStateMachine(bodyLimit: bodyLimit)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { perform(state.connectionOpened(), context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        perform(state.connectionOpened(), context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        state.closed()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            requestVersion = head.version
+            body = nil
+            let contentLength = head.headers.first(name: "content-length").flatMap { Int($0) }
+            let actions = state.receivedHead(method: head.method.rawValue, uri: head.uri,
+                                             contentType: head.headers.first(name: "content-type"),
+                                             contentLength: contentLength, keepAlive: head.isKeepAlive)
+            for action in actions { perform(action, context: context) }
+        case .body(var bytes):
+            let action = state.receivedBody(bytes: bytes.readableBytes)
+            if action == .bufferBody {
+                if body == nil {
+                    body = bytes
+                } else {
+                    body?.writeBuffer(&bytes)
+                }
+            } else {
+                perform(action, context: context)
+            }
+        case .end:
+            for action in state.receivedEnd() { perform(action, context: context) }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ConnectionEvent, case .shutdownRequested = event {
+            perform(state.shutdownRequested(), context: context)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // TLS handshake failures and resets: nothing to answer, the connection is gone.
+        context.close(promise: nil)
+    }
+
+    private func perform(_ action: ConnectionStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none, .bufferBody:
+            break
+        case .startTimer(let kind):
+            timer?.cancel()
+            let delay = kind == .header ? timeouts.header : timeouts.body
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleTask(in: delay) {
+                let (handler, context) = loopBound.value
+                handler.perform(handler.state.timerFired(kind), context: context)
+            }
+        case .cancelTimer:
+            timer?.cancel()
+            timer = nil
+        case .replyAndClose(let reply):
+            service.recordRejection(reply)
+            write(reply, keepAlive: false, context: context).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .close:
+            context.close(promise: nil)
+        case .review(let keepAlive):
+            let requestBody = body.map { Data($0.readableBytesView) } ?? Data()
+            body = nil
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let service = self.service
+            context.eventLoop.makeFutureWithTask {
+                await service.review(requestBody)
+            }.whenSuccess { reply in
+                let (handler, context) = loopBound.value
+                guard context.channel.isActive else { return }
+                handler.write(reply, keepAlive: keepAlive, context: context).assumeIsolated().whenComplete { _ in
+                    handler.perform(handler.state.replySent(), context: context)
+                }
+            }
+        }
+    }
+
+    private func write(_ reply: HTTPReply, keepAlive: Bool, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: reply.contentType)
+        headers.add(name: "content-length", value: String(reply.body.count))
+        headers.add(name: "connection", value: keepAlive ? "keep-alive" : "close")
+        let head = HTTPResponseHead(version: requestVersion, status: HTTPResponseStatus(statusCode: reply.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: reply.body)))), promise: nil)
+        return context.writeAndFlush(wrapOutboundOut(.end(nil)))
+    }
+}
+
+@available(*, unavailable)
+extension WebhookHTTPHandler: Sendable {}

@@ -1,0 +1,62 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Logging
+import NeedleInjection
+
+/// Answers one complete request body: runs the review, logs one line, counts it. No NIO here.
+public struct WebhookService: Sendable {
+    public let reviewer: AdmissionReviewer
+    public let metrics: WebhookMetrics
+    public let logger: Logger
+
+    public init(reviewer: AdmissionReviewer, metrics: WebhookMetrics, logger: Logger) {
+        self.reviewer = reviewer
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func review(_ body: Data) async -> HTTPReply {
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            let (response, summary) = try await reviewer.review(body)
+            let elapsed = clock.now - start
+            metrics.recordAdmission(summary.result, duration: elapsed)
+            var metadata: Logger.Metadata = [
+                "namespace": "\(summary.namespace)",
+                "pod": "\(summary.podName)",
+                "decision": "\(summary.result.decision.outcome.rawValue)",
+                "reason": "\(summary.result.decision.reason.rawValue)",
+                "duration_ms": "\(Self.milliseconds(elapsed))",
+                "uid": "\(summary.uid)",
+            ]
+            if summary.dryRun { metadata["dry_run"] = "true" }
+            if !summary.result.warnings.isEmpty { metadata["warnings"] = "\(summary.result.warnings.count)" }
+            logger.info("admission", metadata: metadata)
+            for warning in summary.result.warnings {
+                logger.warning("ignored annotation", metadata: ["namespace": "\(summary.namespace)", "pod": "\(summary.podName)",
+                                                                "warning": "\(warning)"])
+            }
+            return HTTPReply(status: 200, body: [UInt8](response))
+        } catch {
+            metrics.recordHTTPError(status: error.httpStatus)
+            logger.error("review failed", metadata: ["status": "\(error.httpStatus)", "error": "\(error)"])
+            return .error(error.httpStatus, error.description)
+        }
+    }
+
+    /// Requests refused before a review (404/405/408/413/415).
+    public func recordRejection(_ reply: HTTPReply) {
+        metrics.recordHTTPError(status: reply.status)
+        logger.notice("request rejected", metadata: ["status": "\(reply.status)"])
+    }
+
+    static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+        return "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"
+    }
+}

@@ -1,0 +1,76 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Crypto
+import SwiftASN1
+import X509
+
+/// A CA and serving certificates made with swift-certificates (ECDSA P-256); no openssl needed.
+public struct CertificateAuthority: Sendable {
+    public let certificate: Certificate
+    public let privateKey: P256.Signing.PrivateKey
+
+    public struct Issued: Sendable {
+        public let certificatePEM: String
+        public let privateKeyPEM: String
+    }
+
+    /// A fresh self-signed CA.
+    public static func generate(commonName: String, validity: TimeInterval, now: Date = Date()) throws -> CertificateAuthority {
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName { CommonName(commonName) }
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: Certificate.PublicKey(key.publicKey),
+            notValidBefore: now - 300,
+            notValidAfter: now + validity,
+            issuer: name,
+            subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                SubjectKeyIdentifier(hash: Certificate.PublicKey(key.publicKey))
+            },
+            issuerPrivateKey: Certificate.PrivateKey(key)
+        )
+        return CertificateAuthority(certificate: certificate, privateKey: key)
+    }
+
+    public var certificatePEM: String {
+        get throws { try certificate.serializeAsPEM().pemString }
+    }
+
+    /// A server certificate for the given DNS names and IP addresses, signed by this CA.
+    public func issueServerCertificate(dnsNames: [String], ipAddresses: [[UInt8]] = [], validity: TimeInterval,
+                                       now: Date = Date()) throws -> Issued {
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName { CommonName(dnsNames.first ?? "needle") }
+        var names: [GeneralName] = dnsNames.map { .dnsName($0) }
+        names += ipAddresses.map { .ipAddress(ASN1OctetString(contentBytes: ArraySlice($0))) }
+        let publicKey = Certificate.PublicKey(key.publicKey)
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: publicKey,
+            notValidBefore: now - 300,
+            notValidAfter: now + validity,
+            issuer: self.certificate.subject,
+            subject: subject,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.serverAuth])
+                SubjectAlternativeNames(names)
+                SubjectKeyIdentifier(hash: publicKey)
+                AuthorityKeyIdentifier(keyIdentifier: try self.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+            },
+            issuerPrivateKey: Certificate.PrivateKey(privateKey)
+        )
+        return Issued(certificatePEM: try certificate.serializeAsPEM().pemString, privateKeyPEM: key.pemRepresentation)
+    }
+}
