@@ -52,6 +52,18 @@ struct InjectorCommand: AsyncParsableCommand {
     @Option(help: "Most connections served at once; more are refused.")
     var maxConnections = 512
 
+    @Option(help: "Seconds a connection may take to send a request head (and to finish the TLS handshake).")
+    var headerTimeout = 10
+
+    @Option(help: "Seconds a client may take to send a request body.")
+    var bodyTimeout = 10
+
+    @Option(help: "Seconds reviews in flight may take to finish after SIGTERM.")
+    var shutdownGracePeriod = 20
+
+    @Option(help: "Directory for the --dev certificate files.")
+    var devDirectory = FileManager.default.temporaryDirectory.path + "/needle-dev"
+
     func validate() throws {
         if !dev && (tlsCert == nil || tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key are required (or --dev for a self-signed development certificate)")
@@ -63,6 +75,10 @@ struct InjectorCommand: AsyncParsableCommand {
             throw ValidationError("--certificate-check-interval must be 1 to 3600 seconds")
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        for (flag, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout),
+                              ("--shutdown-grace-period", shutdownGracePeriod)] where !(1...600).contains(value) {
+            throw ValidationError("\(flag) must be 1 to 600 seconds")
+        }
     }
 
     func run() async throws {
@@ -90,7 +106,7 @@ struct InjectorCommand: AsyncParsableCommand {
         do {
             configuration = try InjectorConfiguration.load(path: config)
             if dev && tlsCert == nil {
-                let files = try DevelopmentCertificates.write(to: FileManager.default.temporaryDirectory.path + "/needle-dev")
+                let files = try DevelopmentCertificates.write(to: devDirectory)
                 certificatePath = files.certificate
                 keyPath = files.key
                 logger.notice("development certificate for localhost and 127.0.0.1", metadata: ["ca": "\(files.ca)"])
@@ -131,6 +147,9 @@ struct InjectorCommand: AsyncParsableCommand {
         serverConfiguration.adminHost = adminAddress.ip.description
         serverConfiguration.adminPort = adminAddress.port
         serverConfiguration.maxConnections = maxConnections
+        serverConfiguration.headerTimeout = .seconds(Int64(headerTimeout))
+        serverConfiguration.bodyTimeout = .seconds(Int64(bodyTimeout))
+        serverConfiguration.shutdownGracePeriod = .seconds(shutdownGracePeriod)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let server = WebhookServer(configuration: serverConfiguration, service: service, certificate: certificate,
