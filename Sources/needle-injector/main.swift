@@ -40,6 +40,15 @@ struct InjectorCommand: AsyncParsableCommand {
     @Option(help: "Namespace list as 'kubectl get ns -o yaml' prints it, instead of the Kubernetes API.")
     var namespaces: String?
 
+    @Option(help: "Kubernetes API server URL, when not running in a pod (in a pod the service account is used).")
+    var kubeAPIServer: String?
+
+    @Option(help: "CA bundle for --kube-api-server.")
+    var kubeCAFile: String?
+
+    @Option(help: "Bearer token file for --kube-api-server (re-read on every request).")
+    var kubeTokenFile: String?
+
     @Flag(help: "Development mode: self-signed certificate for localhost and Webhook/dev/namespaces.yaml.")
     var dev = false
 
@@ -101,6 +110,8 @@ struct InjectorCommand: AsyncParsableCommand {
 
         let configuration: InjectorConfiguration
         let directory: any NamespaceDirectory
+        var kubernetes: KubernetesNamespaces? = nil
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var certificatePath = tlsCert ?? ""
         var keyPath = tlsKey ?? ""
         do {
@@ -118,8 +129,14 @@ struct InjectorCommand: AsyncParsableCommand {
                 directory = try NamespaceFile(path: namespaces)
             } else if dev {
                 directory = try NamespaceFile(path: "Webhook/dev/namespaces.yaml")
+            } else if let access = kubeAPIServer.map({ KubernetesAPIAccess(server: $0, caFile: kubeCAFile, tokenFile: kubeTokenFile) })
+                        ?? KubernetesAPIAccess.inCluster(environment: ProcessInfo.processInfo.environment) {
+                let source = try KubernetesNamespaces(access: access, group: group, logger: logger)
+                kubernetes = source
+                directory = source
+                logger.notice("namespaces from the Kubernetes API", metadata: ["server": "\(access.server)"])
             } else {
-                throw ValidationError("--namespaces FILE is required: the Kubernetes API namespace watch is not built yet")
+                throw ValidationError("no namespace source: pass --namespaces FILE or --kube-api-server URL, or run in a pod")
             }
         } catch let error as ValidationError {
             throw error
@@ -151,7 +168,6 @@ struct InjectorCommand: AsyncParsableCommand {
         serverConfiguration.bodyTimeout = .seconds(Int64(bodyTimeout))
         serverConfiguration.shutdownGracePeriod = .seconds(shutdownGracePeriod)
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let server = WebhookServer(configuration: serverConfiguration, service: service, certificate: certificate,
                                    metrics: metrics, logger: logger, group: group)
         let bound: (webhook: SocketAddress, admin: SocketAddress)
@@ -165,6 +181,7 @@ struct InjectorCommand: AsyncParsableCommand {
         logger.notice("serving", metadata: ["webhook": "\(bound.webhook)", "admin": "\(bound.admin)",
                                              "version": "\(Mesh.version)"])
 
+        let watcher = kubernetes.map { source in Task { await source.run() } }
         let reloader = Task {
             await CertificateReloadLoop.run(certificate: certificate, metrics: metrics, logger: logger,
                                             interval: .seconds(certificateCheckInterval))
@@ -173,6 +190,8 @@ struct InjectorCommand: AsyncParsableCommand {
         logger.notice("shutting down: finishing reviews in flight", metadata: ["signal": "\(signal)"])
         reloader.cancel()
         await server.shutdown()
+        watcher?.cancel()
+        await kubernetes?.shutdown()
         try? await group.shutdownGracefully()
         logger.notice("stopped")
     }

@@ -48,9 +48,14 @@ public struct ConfigWarning: Equatable, Sendable, CustomStringConvertible {
     /// "pod", or "namespace <name>".
     public var source: String
     public var problem: String
+    /// The value was corrected rather than ignored (a request above its limit).
+    public var adjusted = false
 
     public var description: String {
-        "\(annotation.key)=\"\(truncated(value))\" on the \(source) is invalid and was ignored: \(problem)"
+        if adjusted {
+            return "\(annotation.key)=\"\(truncated(value))\" (\(source)) was adjusted: \(problem)"
+        }
+        return "\(annotation.key)=\"\(truncated(value))\" on the \(source) is invalid and was ignored: \(problem)"
     }
 }
 
@@ -68,7 +73,7 @@ public enum ConfigResolver {
         var warnings: [ConfigWarning] = []
         var inherited: [String: String] = [:]
         let namedPorts = Dictionary(
-            pod.allContainers.flatMap(\.ports).compactMap { port in port.name.map { ($0, port.number) } },
+            pod.allContainers.flatMap(\.ports).filter(\.isTCP).compactMap { port in port.name.map { ($0, port.number) } },
             uniquingKeysWith: { first, _ in first }
         )
 
@@ -87,12 +92,12 @@ public enum ConfigResolver {
         // Kubernetes rejects a pod whose request exceeds its limit, after admission: fix it here and say so.
         if let request = settings.cpuRequest, let limit = settings.cpuLimit, request.approximateValue > limit.approximateValue {
             warnings.append(ConfigWarning(annotation: .proxyCPURequest, value: request.text, source: "effective config",
-                                          problem: "it exceeds the CPU limit \(limit.text); the request was set to the limit"))
+                                          problem: "it exceeds the CPU limit \(limit.text); the request was set to the limit", adjusted: true))
             settings.cpuRequest = limit
         }
         if let request = settings.memoryRequest, let limit = settings.memoryLimit, request.approximateValue > limit.approximateValue {
             warnings.append(ConfigWarning(annotation: .proxyMemoryRequest, value: request.text, source: "effective config",
-                                          problem: "it exceeds the memory limit \(limit.text); the request was set to the limit"))
+                                          problem: "it exceeds the memory limit \(limit.text); the request was set to the limit", adjusted: true))
             settings.memoryRequest = limit
         }
         return ConfigResolution(settings: settings, warnings: warnings, inheritedAnnotations: inherited)
@@ -132,7 +137,8 @@ public enum ConfigResolver {
         if value.isEmpty { return ports }  // explicitly "no opaque ports"
         for item in value.split(separator: ",", omittingEmptySubsequences: false) {
             let item = String(item.filter { $0 != " " })
-            if let first = item.first, first.isLetter {
+            // Kubernetes port names (IANA service names) contain at least one letter; numbers never do.
+            if item.contains(where: \.isLetter) {
                 guard let number = namedPorts[item], let range = PortRange(number, number) else {
                     throw FormatError(value: value, expected: ConfigAnnotation.opaquePorts.acceptedFormat,
                                       detail: "no container port is named \"\(item)\"")

@@ -1,0 +1,174 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import NeedleInjection
+@testable import NeedleWebhook
+import Testing
+
+@Suite("Namespace watch state")
+struct NamespaceWatchStateTests {
+    func list(_ names: [String], version: String) throws -> NamespaceList {
+        let items = names.map { "{\"metadata\":{\"name\":\"\($0)\",\"annotations\":{\"needle.dev/inject\":\"enabled\"}}}" }
+        let json = "{\"metadata\":{\"resourceVersion\":\"\(version)\"},\"items\":[\(items.joined(separator: ","))]}"
+        return try JSONDecoder().decode(NamespaceList.self, from: Data(json.utf8))
+    }
+
+    func line(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    @Test("a list of pages replaces the cache and sets the resume point")
+    func listReplaces() throws {
+        var state = NamespaceWatchState()
+        state.remember(NamespaceMetadata(name: "stale"))
+        state.replace(with: [try list(["a"], version: "5"), try list(["b"], version: "7")])
+        #expect(Set(state.namespaces.keys) == ["a", "b"])
+        #expect(state.resourceVersion == "7")
+        #expect(state.synced)
+    }
+
+    @Test("ADDED, MODIFIED and DELETED events update the cache and the resource version")
+    func events() throws {
+        var state = NamespaceWatchState()
+        state.replace(with: [try list(["a"], version: "1")])
+        #expect(state.apply(line: line(#"{"type":"ADDED","object":{"metadata":{"name":"b","resourceVersion":"2","annotations":{"x":"y"}}}}"#)) == .keepWatching)
+        #expect(state.namespaces["b"]?.annotations == ["x": "y"])
+        #expect(state.apply(line: line(#"{"type":"MODIFIED","object":{"metadata":{"name":"b","resourceVersion":"3"}}}"#)) == .keepWatching)
+        #expect(state.namespaces["b"]?.annotations == [:])
+        #expect(state.apply(line: line(#"{"type":"DELETED","object":{"metadata":{"name":"a","resourceVersion":"4"}}}"#)) == .keepWatching)
+        #expect(state.namespaces["a"] == nil)
+        #expect(state.apply(line: line(#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#)) == .keepWatching)
+        #expect(state.resourceVersion == "9")
+        #expect(state.apply(line: line("   ")) == .keepWatching)
+    }
+
+    @Test("410 Gone, unknown event types and garbage ask for a relist")
+    func relist() {
+        var state = NamespaceWatchState()
+        guard case .relist(let reason) = state.apply(line: line(#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old"}}"#)) else {
+            Issue.record("expected a relist")
+            return
+        }
+        #expect(reason.contains("410"))
+        #expect(state.apply(line: line(#"{"type":"SURPRISE","object":{}}"#)) != .keepWatching)
+        #expect(state.apply(line: line("{not json")) != .keepWatching)
+    }
+
+    @Test("lines are reassembled across chunks and over-long lines are refused")
+    func splitter() throws {
+        var splitter = LineSplitter(maximumLineLength: 16)
+        #expect(try splitter.append(Array("ab".utf8)) == [])
+        #expect(try splitter.append(Array("c\nde\nf".utf8)) == [Array("abc".utf8), Array("de".utf8)])
+        #expect(try splitter.append(Array("\n".utf8)) == [Array("f".utf8)])
+        #expect(throws: LineSplitter.LineTooLong.self) { try splitter.append(Array(repeating: UInt8(ascii: "x"), count: 17)) }
+    }
+
+    @Test("resource versions and continue tokens are percent-encoded")
+    func percentEncoding() {
+        #expect(KubernetesNamespaces.percentEncoded("abc-123_.~") == "abc-123_.~")
+        #expect(KubernetesNamespaces.percentEncoded("a b/c=&") == "a%20b%2Fc%3D%26")
+    }
+}
+
+@Suite("Namespace files and configuration files")
+struct NamespaceFileTests {
+    func temporaryFile(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.path + "/needle-test-\(UInt64.random(in: 0...UInt64.max)).yaml"
+        try Data(text.utf8).write(to: URL(filePath: path))
+        return path
+    }
+
+    @Test("kubectl's YAML list, a JSON NamespaceList and multi-document YAML all load")
+    func formats() async throws {
+        let yaml = try temporaryFile("""
+            apiVersion: v1
+            kind: List
+            items:
+            - kind: Namespace
+              metadata: {name: a, annotations: {needle.dev/inject: enabled}}
+            """)
+        let json = try temporaryFile(#"{"kind":"NamespaceList","items":[{"kind":"Namespace","metadata":{"name":"b"}}]}"#)
+        let documents = try temporaryFile("kind: Namespace\nmetadata: {name: c}\n---\nkind: Namespace\nmetadata: {name: d}\n")
+        defer { for path in [yaml, json, documents] { try? FileManager.default.removeItem(atPath: path) } }
+        #expect(try await NamespaceFile(path: yaml).namespace(named: "a").annotations == ["needle.dev/inject": "enabled"])
+        #expect(try await NamespaceFile(path: json).namespace(named: "b").name == "b")
+        #expect(try NamespaceFile(path: documents).namespaces.keys.sorted() == ["c", "d"])
+        await #expect(throws: NamespaceNotFound.self) { try await NamespaceFile(path: yaml).namespace(named: "zzz") }
+    }
+
+    @Test("a file of the wrong kind is refused with its path")
+    func wrongKind() throws {
+        let path = try temporaryFile("kind: Pod\nmetadata: {name: x}\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try NamespaceFile(path: path)
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains(path))
+            #expect("\(error)".contains("Pod"))
+        }
+    }
+
+    @Test("a configuration file overrides defaults; bad keys are all reported")
+    func configuration() throws {
+        let good = try temporaryFile("proxyLogLevel: debug\nnativeSidecar: false\nproxyCPULimit: 500m\nproxyMemoryLimit: ~\n")
+        let bad = try temporaryFile("proxyLogLevel: loud\nnoSuchKey: 1\n")
+        defer { for path in [good, bad] { try? FileManager.default.removeItem(atPath: path) } }
+        let configuration = try InjectorConfiguration.load(path: good)
+        #expect(configuration.proxyLogLevel == .debug)
+        #expect(configuration.nativeSidecar == false)
+        #expect(configuration.proxyCPULimit?.text == "500m")
+        #expect(configuration.proxyMemoryLimit == nil)
+        do {
+            _ = try InjectorConfiguration.load(path: bad)
+            Issue.record("expected an error")
+        } catch let error as ConfigurationError {
+            #expect(error.problems.count == 2)
+        }
+    }
+}
+
+@Suite("Admission reviewer errors")
+struct AdmissionReviewerErrorTests {
+    struct Unreachable: NamespaceDirectory {
+        func namespace(named name: String) async throws -> NamespaceMetadata {
+            throw KubernetesAPIError(description: "connection refused")
+        }
+    }
+
+    let reviewer = AdmissionReviewer(injector: Injector(), namespaces: NoNamespaces())
+
+    func review(_ json: String, with reviewer: AdmissionReviewer? = nil) async -> ReviewError? {
+        do {
+            _ = try await (reviewer ?? self.reviewer).review(Data(json.utf8))
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("bad bodies are 400 and say what is wrong", arguments: [
+        ("", "not an AdmissionReview"),
+        ("{", "not an AdmissionReview"),
+        (#"{"apiVersion":"admission.k8s.io/v2","kind":"AdmissionReview","request":{"uid":"u"}}"#, "admission.k8s.io/v2"),
+        (#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#, "no request"),
+        (#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#, "no uid"),
+    ])
+    func badRequests(body: String, mention: String) async {
+        let error = await review(body)
+        #expect(error?.httpStatus == 400)
+        #expect(error?.description.contains(mention) == true, "\(String(describing: error))")
+    }
+
+    @Test("an unreachable namespace source is 500 when the decision needs it, and not consulted otherwise")
+    func namespaceUnavailable() async {
+        let reviewer = AdmissionReviewer(injector: Injector(), namespaces: Unreachable())
+        let pod = #"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"ns","object":{"metadata":{"name":"p"%@},"spec":{"containers":[{"name":"a","image":"x"}]}}}}"#
+        let needsNamespace = pod.replacing("%@", with: "")
+        let decidedByPod = pod.replacing("%@", with: #","annotations":{"needle.dev/inject":"disabled"}"#)
+        let error = await review(needsNamespace, with: reviewer)
+        #expect(error?.httpStatus == 500)
+        #expect(error?.description.contains("ns") == true)
+        #expect(await review(decidedByPod, with: reviewer) == nil)
+    }
+}
