@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "needle-injector", targets: ["needle-injector"]),
         .executable(name: "needle", targets: ["needle"]),
+        .executable(name: "needle-init", targets: ["needle-init"]),
         .library(name: "NeedleContract", targets: ["NeedleContract"]),
     ],
     dependencies: [
@@ -44,6 +45,12 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // needle-init: the iptables plan (pure) and its application. No Foundation: it ships in the proxy image.
+        .target(name: "NeedleInit", dependencies: ["NeedleContract"]),
+        .executableTarget(
+            name: "needle-init",
+            dependencies: ["NeedleInit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "needle-injector",
             dependencies: ["NeedleWebhook", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -54,6 +61,7 @@ let package = Package(
         ),
         .testTarget(name: "NeedleContractTests", dependencies: ["NeedleContract"]),
         .testTarget(name: "NeedleInjectionTests", dependencies: ["NeedleInjection"]),
+        .testTarget(name: "NeedleInitTests", dependencies: ["NeedleInit"]),
         // Fixtures are read from the source tree (#filePath) so the refresh switch can rewrite the goldens.
         .testTarget(name: "NeedleWebhookTests", dependencies: ["NeedleWebhook"], exclude: ["Fixtures"]),
     ],

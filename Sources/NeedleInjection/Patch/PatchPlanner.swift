@@ -30,7 +30,7 @@ public enum PatchPlanner {
             operations += addEntries(newLabels, into: "/metadata/labels", exists: pod.hasLabels)
         }
 
-        operations.append(appendElements([spec.volume], to: "/spec/volumes", exists: pod.hasVolumes))
+        operations.append(append(spec.volume, to: "/spec/volumes", exists: pod.hasVolumes))
 
         if settings.nativeSidecar {
             // First in line, so the pod's own init containers already run behind a ready proxy.
@@ -42,7 +42,7 @@ public enum PatchPlanner {
             }
         } else {
             // After the pod's own init containers: no proxy runs yet to carry their redirected traffic.
-            operations.append(appendElements([spec.initContainer], to: "/spec/initContainers", exists: pod.hasInitContainers))
+            operations.append(append(spec.initContainer, to: "/spec/initContainers", exists: pod.hasInitContainers))
             operations.append(.add(JSONPointer("/spec/containers").appending(index: 0), spec.proxyContainer))
         }
         return operations
@@ -54,9 +54,9 @@ public enum PatchPlanner {
         return entries.sorted { $0.key < $1.key }.map { .add(path.appending($0.key), .string($0.value)) }
     }
 
-    static func appendElements(_ elements: [JSONValue], to path: JSONPointer, exists: Bool) -> PatchOperation {
-        // Callers pass exactly one element when the list exists.
-        exists ? .add(path.appendingEnd, elements[0]) : .add(path, .array(elements))
+    /// Appends to the list, or creates it holding just this element.
+    static func append(_ element: JSONValue, to path: JSONPointer, exists: Bool) -> PatchOperation {
+        exists ? .add(path.appendingEnd, element) : .add(path, [element])
     }
 
     /// `base`, or `base-2`, `base-3`, ... whichever the pod does not use yet.
