@@ -8,11 +8,13 @@ let package = Package(
         .executable(name: "needle-injector", targets: ["needle-injector"]),
         .executable(name: "needle", targets: ["needle"]),
         .executable(name: "needle-init", targets: ["needle-init"]),
+        .executable(name: "needle-proxy", targets: ["needle-proxy"]),
         .library(name: "NeedleContract", targets: ["NeedleContract"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
@@ -45,6 +47,20 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // The micro-proxy: listeners, detection, forwarding, HTTP/1.1 and HTTP/2, metrics, admin. No Foundation.
+        .target(
+            name: "NeedleProxy",
+            dependencies: [
+                "NeedleContract",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(name: "needle-proxy", dependencies: ["NeedleProxy"]),
         // needle-init: the iptables plan (pure) and its application. No Foundation: it ships in the proxy image.
         .target(name: "NeedleInit", dependencies: ["NeedleContract"]),
         .executableTarget(
@@ -62,6 +78,7 @@ let package = Package(
         .testTarget(name: "NeedleContractTests", dependencies: ["NeedleContract"]),
         .testTarget(name: "NeedleInjectionTests", dependencies: ["NeedleInjection"]),
         .testTarget(name: "NeedleInitTests", dependencies: ["NeedleInit"]),
+        .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy"]),
         // Fixtures are read from the source tree (#filePath) so the refresh switch can rewrite the goldens.
         .testTarget(name: "NeedleWebhookTests", dependencies: ["NeedleWebhook"], exclude: ["Fixtures"]),
     ],

@@ -1,0 +1,136 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NeedleContract
+
+/// Keep-alive HTTP/1.1 connections to destinations, per event loop (used only on that loop, so no locks).
+/// Idle connections are closed after `idleTimeout`, and at most `maximumIdlePerTarget` wait per destination.
+final class UpstreamPool {
+    let eventLoop: any EventLoop
+    let connectTimeout: TimeAmount
+    let idleTimeout: TimeAmount
+    let maximumIdlePerTarget: Int
+    private var idle: [ListenAddress: [UpstreamConnection]] = [:]
+    private(set) var openConnections = 0
+
+    init(eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount = .seconds(60), maximumIdlePerTarget: Int = 32) {
+        self.eventLoop = eventLoop
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.maximumIdlePerTarget = maximumIdlePerTarget
+    }
+
+    func provider(for target: ListenAddress) -> PooledProvider {
+        PooledProvider(pool: self, target: target)
+    }
+
+    func checkout(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
+        while var list = idle[target], let connection = list.popLast() {
+            idle[target] = list.isEmpty ? nil : list
+            connection.idleTimer?.cancel()
+            connection.idleTimer = nil
+            if connection.channel.isActive {
+                connection.reused = true
+                return eventLoop.makeSucceededFuture(connection)
+            }
+        }
+        return connect(target)
+    }
+
+    func checkin(_ connection: UpstreamConnection, target: ListenAddress, reusable: Bool) {
+        connection.handler.delegate = nil
+        guard reusable, connection.channel.isActive, (idle[target]?.count ?? 0) < maximumIdlePerTarget else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        connection.setReading(true)  // notice a server-side close while idle
+        idle[target, default: []].append(connection)
+        let loopBound = NIOLoopBound((self, connection), eventLoop: eventLoop)
+        connection.idleTimer = eventLoop.scheduleTask(in: idleTimeout) {
+            let (pool, connection) = loopBound.value
+            pool.remove(connection, target: target)
+            connection.channel.close(promise: nil)
+        }
+    }
+
+    private func remove(_ connection: UpstreamConnection, target: ListenAddress) {
+        guard var list = idle[target] else { return }
+        list.removeAll { $0 === connection }
+        idle[target] = list.isEmpty ? nil : list
+    }
+
+    /// Closes every idle connection (shutdown).
+    func closeIdle() {
+        for connection in idle.values.joined() {
+            connection.idleTimer?.cancel()
+            connection.channel.close(promise: nil)
+        }
+        idle = [:]
+    }
+
+    private func connect(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
+        let address: SocketAddress
+        do {
+            address = try OriginalDestination.socketAddress(target)
+        } catch {
+            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("\(error)"))
+        }
+        let handlerBox = NIOLoopBound(UpstreamHandler(), eventLoop: eventLoop)
+        let codecBox = NIOLoopBound(
+            [HTTPRequestEncoder(), ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))] as [any RemovableChannelHandler],
+            eventLoop: eventLoop)
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // Encoder before decoder: the decoder watches outgoing request heads to parse HEAD responses.
+                    try channel.pipeline.syncOperations.addHandlers(codecBox.value)
+                    try channel.pipeline.syncOperations.addHandler(handlerBox.value)
+                }
+            }
+            .connect(to: address)
+            .assumeIsolated()
+            .flatMapErrorThrowing { error in throw Self.classify(error) }
+            .map { [self] channel in
+                let connection = UpstreamConnection(channel: channel, handler: handlerBox.value)
+                connection.codecHandlers = codecBox.value
+                openConnections += 1
+                channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
+                    openConnections -= 1
+                    remove(connection, target: target)
+                    connection.idleTimer?.cancel()
+                }
+                return connection
+            }
+            .nonisolated()
+    }
+
+    static func classify(_ error: any Error) -> UpstreamFailure {
+        if let error = error as? ChannelError, case .connectTimeout = error { return .connectTimeout }
+        return .connectFailed("\(error)")
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamPool: Sendable {}
+
+final class PooledProvider: UpstreamProvider {
+    let pool: UpstreamPool
+    let target: ListenAddress
+
+    init(pool: UpstreamPool, target: ListenAddress) {
+        self.pool = pool
+        self.target = target
+    }
+
+    func acquire() -> EventLoopFuture<UpstreamConnection> { pool.checkout(target) }
+
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        pool.checkin(connection, target: target, reusable: reusable)
+    }
+}
+
+@available(*, unavailable)
+extension PooledProvider: Sendable {}

@@ -1,0 +1,139 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NeedleContract
+import Prometheus
+
+/// The proxy's metrics, named as Linkerd's proxy names them so dashboards and canary tools work unchanged.
+/// Labels are bounded: `target_addr` takes at most `maximumTargets` values; later targets share "overflow".
+public final class ProxyMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    public static let latencyBucketsMilliseconds: [Double] = [
+        1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000,
+        10000, 20000, 30000, 40000, 50000,
+    ]
+    public let maximumTargets: Int
+
+    private struct TargetKey: Hashable {
+        var direction: Direction
+        var target: String
+        var tls: Bool
+    }
+
+    private let targets = NIOLockedValueBox<[TargetKey: TargetMetrics]>([:])
+
+    public init(maximumTargets: Int = 500) {
+        self.maximumTargets = maximumTargets
+    }
+
+    static func descriptor(_ name: String, unit: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: unit, helpText: help)
+    }
+
+    public func target(_ direction: Direction, address: ListenAddress, tls: Bool) -> TargetMetrics {
+        targets.withLockedValue { targets in
+            var key = TargetKey(direction: direction, target: address.description, tls: tls)
+            if let existing = targets[key] { return existing }
+            if targets.count >= maximumTargets {
+                key.target = "overflow"
+                if let existing = targets[key] { return existing }
+            }
+            let created = TargetMetrics(registry: registry, direction: direction, target: key.target, tls: tls)
+            targets[key] = created
+            return created
+        }
+    }
+
+    public func recordDetection(_ detected: DetectedProtocol, timedOut: Bool) {
+        registry.makeCounter(
+            descriptor: Self.descriptor("protocol_detect", unit: "total", help: "Connections by detected protocol."),
+            labels: [("protocol", detected.metricLabel)]
+        ).increment()
+        if timedOut {
+            registry.makeCounter(descriptor: Self.descriptor("protocol_detect_timeout", unit: "total",
+                                                             help: "Detections that ended by timeout (server-speaks-first or idle clients)."))
+                .increment()
+        }
+    }
+
+    public func recordRefused(_ direction: Direction) {
+        registry.makeCounter(
+            descriptor: Self.descriptor("tcp_refused", unit: "total", help: "Accepted connections closed without forwarding (loop, not redirected, not a pod IP)."),
+            labels: [("direction", direction.rawValue)]
+        ).increment()
+    }
+
+    /// Prometheus text: the registry, then the process metrics read from /proc at scrape time.
+    public func render() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        registry.emit(into: &buffer)
+        buffer += ProcessMetrics.read().exposition.utf8
+        return buffer
+    }
+}
+
+/// The counters of one (direction, target, tls) combination, made once and reused by every connection.
+public final class TargetMetrics: Sendable {
+    private let registry: PrometheusCollectorRegistry
+    private let labels: [(String, String)]
+    let requests: Counter
+    let tcpOpen: Counter
+    let tcpClose: Counter
+    let tcpOpenConnections: Gauge
+    let readBytes: Counter
+    let writeBytes: Counter
+    private let responses = NIOLockedValueBox<[Int: (Counter, ValueHistogram)]>([:])
+
+    init(registry: PrometheusCollectorRegistry, direction: Direction, target: String, tls: Bool) {
+        self.registry = registry
+        labels = [("direction", direction.rawValue), ("target_addr", target), ("tls", tls ? "true" : "false")]
+        requests = registry.makeCounter(descriptor: ProxyMetrics.descriptor("request", unit: "total", help: "HTTP requests."), labels: labels)
+        tcpOpen = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_open", unit: "total", help: "TCP connections opened."), labels: labels)
+        tcpClose = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_close", unit: "total", help: "TCP connections closed."), labels: labels)
+        tcpOpenConnections = registry.makeGauge(descriptor: ProxyMetrics.descriptor("tcp_open_connections", unit: "", help: "TCP connections open."), labels: labels)
+        readBytes = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_read_bytes", unit: "total", help: "Bytes read from the client side."), labels: labels)
+        writeBytes = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_write_bytes", unit: "total", help: "Bytes written to the client side."), labels: labels)
+    }
+
+    public func connectionOpened() {
+        tcpOpen.increment()
+        tcpOpenConnections.increment()
+    }
+
+    public func connectionClosed() {
+        tcpClose.increment()
+        tcpOpenConnections.decrement()
+    }
+
+    /// A response finished (status nil: the exchange failed before any status).
+    func response(status: Int?, latencyMilliseconds: Double) {
+        let code = status ?? 0
+        let (counter, histogram) = responses.withLockedValue { cache -> (Counter, ValueHistogram) in
+            if let entry = cache[code] { return entry }
+            let statusLabel = status.map(String.init) ?? ""
+            let classification = (status ?? 599) >= 500 ? "failure" : "success"
+            let responseLabels = labels + [("status_code", statusLabel), ("classification", classification)]
+            let counter = registry.makeCounter(descriptor: ProxyMetrics.descriptor("response", unit: "total", help: "HTTP responses."),
+                                               labels: responseLabels)
+            let histogram = registry.makeValueHistogram(
+                descriptor: ProxyMetrics.descriptor("response_latency", unit: "ms", help: "Time from request head to response end."),
+                labels: labels + [("status_code", statusLabel)], buckets: ProxyMetrics.latencyBucketsMilliseconds)
+            cache[code] = (counter, histogram)
+            return (counter, histogram)
+        }
+        counter.increment()
+        histogram.record(latencyMilliseconds)
+    }
+}
+
+/// What an HTTP exchange reports; one per client connection (or HTTP/2 stream).
+struct RequestMetrics {
+    let target: TargetMetrics
+
+    func requestStarted() { target.requests.increment() }
+
+    func responseCompleted(status: Int?, since start: NIODeadline) {
+        let elapsed = NIODeadline.now() - start
+        target.response(status: status, latencyMilliseconds: Double(elapsed.nanoseconds) / 1_000_000)
+    }
+}

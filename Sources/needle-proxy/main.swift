@@ -1,0 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Dispatch
+import Logging
+import NeedleContract
+import NeedleProxy
+
+// needle-proxy [await [--timeout 120s]]. Configuration comes only from NEEDLE_PROXY_* variables.
+// No argument parser: the proxy stays free of Foundation, which one would pull in.
+let arguments = Array(CommandLine.arguments.dropFirst())
+let environmentValues = processEnvironment()
+
+let environment: ProxyEnvironment
+do {
+    environment = try ProxyEnvironment(parsing: environmentValues)
+} catch {
+    for problem in error.problems { printLine("needle-proxy: \(problem)") }
+    exit(ProxyEnvironmentError.exitCode)
+}
+
+if arguments.first == "await" {
+    var timeout = ProxyDuration.seconds(120)
+    var rest = arguments.dropFirst()
+    while let flag = rest.popFirst() {
+        guard flag == "--timeout", let value = rest.popFirst(), let parsed = try? ProxyDuration(parsing: value) else {
+            printLine("needle-proxy await: usage: needle-proxy await [--timeout DURATION]; \(ProxyDuration.acceptedFormat)")
+            exit(64)
+        }
+        timeout = parsed
+    }
+    exit(AwaitReady.run(adminAddress: environment.adminListenAddress, timeout: timeout))
+}
+if let unexpected = arguments.first {
+    printLine("needle-proxy: unknown argument \"\(unexpected)\"; usage: needle-proxy [await [--timeout DURATION]]")
+    exit(64)
+}
+
+LoggingSystem.bootstrap { label in
+    ProxyLogHandler(label: label, level: environment.logLevel, format: environment.logFormat)
+}
+let logger = Logger(label: "needle-proxy")
+for name in environment.unknownVariables {
+    logger.warning("unknown variable ignored", metadata: ["variable": "\(name)"])
+}
+
+let server = ProxyServer(environment: environment, logger: logger)
+let signalSources = installShutdownSignals(server)
+
+do {
+    try await server.run()
+} catch {
+    logger.error("cannot serve", metadata: ["error": "\(error)"])
+    exit(1)
+}
+withExtendedLifetime(signalSources) {}
+exit(0)
+
+/// SIGTERM and SIGINT start the drain. Nonisolated: the handlers run on a dispatch queue, not the main actor.
+nonisolated func installShutdownSignals(_ server: ProxyServer) -> [any DispatchSourceSignal] {
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+    let queue = DispatchQueue(label: "needle-proxy.signals")
+    var sources: [any DispatchSourceSignal] = []
+    for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+        let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+        source.setEventHandler { @Sendable in server.requestShutdown(name) }
+        source.resume()
+        sources.append(source)
+    }
+    return sources
+}
