@@ -1,0 +1,222 @@
+import NIOHTTP1
+@testable import NeedleProxy
+import NeedleContract
+import Testing
+
+@Suite("Protocol detection")
+struct ProtocolDetectorTests {
+    func detect(_ text: String) -> ProtocolDetector.Result { ProtocolDetector.detect(Array(text.utf8)) }
+
+    @Test("HTTP/1.x request lines, judged as they arrive")
+    func http1() {
+        #expect(detect("GET / HTTP/1.1\r\n") == .detected(.http1))
+        #expect(detect("POST /echo?x=1 HTTP/1.0\r\nHost: a\r\n") == .detected(.http1))
+        #expect(detect("M-SEARCH * HTTP/1.1\r\n") == .detected(.http1))
+        for prefix in ["G", "GET", "GET ", "GET /", "GET / HTTP/1", "GET / HTTP/1.1", "GET / HTTP/1.1\r"] {
+            #expect(detect(prefix) == .needMoreData, "\(prefix)")
+        }
+    }
+
+    @Test("things that are not HTTP/1 are opaque", arguments: [
+        "get / HTTP/1.1\r\n", "GET / HTTP/2.0\r\n", "GET  / HTTP/1.1\r\n", "GET / HTTP/1.1\n", "\u{0}\u{1}binary",
+        "SSH-2.0-OpenSSH_9.0\r\n", "GET /\u{7f} HTTP/1.1\r\n",
+    ])
+    func opaque(text: String) {
+        #expect(detect(text) == .detected(.opaque))
+    }
+
+    @Test("the HTTP/2 preface, also in pieces")
+    func http2() {
+        let preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        #expect(detect(preface) == .detected(.http2))
+        #expect(detect(preface + "\u{0}\u{0}") == .detected(.http2))
+        #expect(detect(String(preface.prefix(10))) == .needMoreData)
+        #expect(detect("PRI * HTTP/2.0\r\n\r\nXX") == .detected(.opaque))
+    }
+
+    @Test("a ClientHello with SNI is TLS and names the server")
+    func tlsWithSNI() {
+        let hello = TLSFixtures.clientHello(serverName: "orders.shop.svc.cluster.local")
+        #expect(ProtocolDetector.detect(hello) == .detected(.tls(serverName: "orders.shop.svc.cluster.local")))
+        // Partial records wait for the rest.
+        #expect(ProtocolDetector.detect(Array(hello.prefix(40))) == .needMoreData)
+        #expect(ProtocolDetector.detect(Array(hello.prefix(3))) == .needMoreData)
+    }
+
+    @Test("a ClientHello without SNI is TLS without a name; other TLS-looking bytes are opaque")
+    func tlsWithoutSNI() {
+        #expect(ProtocolDetector.detect(TLSFixtures.clientHello(serverName: nil)) == .detected(.tls(serverName: nil)))
+        #expect(ProtocolDetector.detect([0x16, 0x02, 0x00, 0x00, 0x05, 0x01]) == .detected(.opaque))
+        #expect(ProtocolDetector.detect([0x16, 0x03, 0x01, 0x00, 0x05, 0x02]) == .detected(.opaque))
+    }
+
+    @Test("detection is bounded: a never-ending request line is opaque at the limit")
+    func bounded() {
+        let long = "GET /" + String(repeating: "a", count: ProtocolDetector.maximumBytes)
+        #expect(detect(long) == .detected(.opaque))
+    }
+
+    @Test("a corrupt ClientHello never crashes the SNI parser")
+    func corruptHello() {
+        var hello = TLSFixtures.clientHello(serverName: "a.example")
+        for index in stride(from: 5, to: hello.count, by: 3) {
+            var broken = hello
+            broken[index] = 0xFF
+            _ = TLSClientHello.serverName(inHandshake: Array(broken.dropFirst(5)))
+        }
+        hello.removeLast(4)
+        #expect(TLSClientHello.serverName(inHandshake: Array(hello.dropFirst(5))) == nil)
+    }
+}
+
+enum TLSFixtures {
+    /// A minimal but well-formed TLS 1.2 ClientHello record, optionally with an SNI extension.
+    static func clientHello(serverName: String?) -> [UInt8] {
+        var extensions: [UInt8] = []
+        if let serverName {
+            let name = Array(serverName.utf8)
+            let entry: [UInt8] = [0x00] + u16(name.count) + name
+            let list = u16(entry.count) + entry
+            extensions += [0x00, 0x00] + u16(list.count) + list
+        }
+        extensions += [0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]  // ec_point_formats
+        var body: [UInt8] = [0x03, 0x03] + Array(repeating: 0x42, count: 32)  // version, random
+        body += [0x00]  // session id
+        body += u16(4) + [0x13, 0x01, 0xc0, 0x2f]  // cipher suites
+        body += [0x01, 0x00]  // compression
+        body += u16(extensions.count) + extensions
+        let handshake: [UInt8] = [0x01] + u24(body.count) + body
+        return [0x16, 0x03, 0x01] + u16(handshake.count) + handshake
+    }
+
+    static func u16(_ value: Int) -> [UInt8] { [UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
+    static func u24(_ value: Int) -> [UInt8] { [UInt8(value >> 16 & 0xFF)] + u16(value) }
+}
+
+@Suite("Routing policy")
+struct RoutePolicyTests {
+    func policy(inboundIPs: String = "10.0.0.5", opaque: String = "5432") throws -> RoutePolicy {
+        var environment = ProxyEnvironment()
+        environment.inboundIPs = try inboundIPs.split(separator: ",").map { try IPAddress(parsing: String($0)) }
+        environment.opaquePorts = try PortSet(parsing: opaque)
+        return RoutePolicy(environment: environment)
+    }
+
+    func address(_ text: String) throws -> ListenAddress { try ListenAddress(parsing: text) }
+
+    @Test("inbound goes to the original destination when it is a pod IP")
+    func inboundForward() throws {
+        #expect(try policy().route(.inbound, originalDestination: address("10.0.0.5:8080")) == .forward(try address("10.0.0.5:8080"), skipDetection: false))
+        #expect(try policy().route(.inbound, originalDestination: address("10.0.0.5:5432")) == .forward(try address("10.0.0.5:5432"), skipDetection: true))
+    }
+
+    @Test("inbound refuses other IPs, the proxy's own ports and unredirected connections")
+    func inboundRefuse() throws {
+        let policy = try policy()
+        for destination in ["10.0.0.6:8080", "10.0.0.5:4143", "10.0.0.5:4140"] {
+            guard case .refuse = policy.route(.inbound, originalDestination: try address(destination)) else {
+                Issue.record("\(destination) should be refused")
+                continue
+            }
+        }
+        guard case .refuse = policy.route(.inbound, originalDestination: nil) else {
+            Issue.record("a connection without an original destination should be refused")
+            return
+        }
+    }
+
+    @Test("without NEEDLE_PROXY_INBOUND_IPS any destination IP is accepted inbound")
+    func noInboundIPs() throws {
+        #expect(try policy(inboundIPs: "").route(.inbound, originalDestination: address("192.168.1.1:80"))
+                == .forward(try address("192.168.1.1:80"), skipDetection: false))
+    }
+
+    @Test("outbound goes anywhere but back into the outbound listener")
+    func outbound() throws {
+        let policy = try policy()
+        #expect(policy.route(.outbound, originalDestination: try address("10.9.9.9:443")) == .forward(try address("10.9.9.9:443"), skipDetection: false))
+        guard case .refuse = policy.route(.outbound, originalDestination: try address("127.0.0.1:4140")) else {
+            Issue.record("a loop into the outbound listener should be refused")
+            return
+        }
+    }
+}
+
+@Suite("Hop-by-hop headers")
+struct HeaderFilterTests {
+    @Test("hop-by-hop fields and those Connection names are dropped; end-to-end fields stay")
+    func drops() {
+        let headers = HTTPHeaders([("Host", "a"), ("Connection", "keep-alive, x-trace"), ("Keep-Alive", "timeout=5"),
+                                   ("X-Trace", "1"), ("TE", "trailers"), ("Proxy-Connection", "x"), ("Accept", "*/*"),
+                                   ("Transfer-Encoding", "chunked")])
+        let (filtered, upgrade) = HeaderFilter.forwardable(headers)
+        #expect(upgrade == nil)
+        #expect(filtered["host"] == ["a"])
+        #expect(filtered["accept"] == ["*/*"])
+        #expect(filtered["transfer-encoding"] == ["chunked"])
+        for name in ["connection", "keep-alive", "x-trace", "te", "proxy-connection"] {
+            #expect(filtered[name].isEmpty, "\(name) should be dropped")
+        }
+    }
+
+    @Test("an upgrade keeps Upgrade and Connection: upgrade")
+    func upgrade() {
+        let (filtered, upgrade) = HeaderFilter.forwardable(HTTPHeaders([("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Host", "a")]))
+        #expect(upgrade == "websocket")
+        #expect(filtered["upgrade"] == ["websocket"])
+        #expect(filtered["connection"] == ["upgrade"])
+    }
+}
+
+@Suite("Admin routes")
+struct AdminRouteTests {
+    func route(_ method: HTTPMethod, _ uri: String, loopback: Bool = true, ready: Bool = true, draining: Bool = false,
+               shutdown: Bool = true) -> AdminRoute.Reply {
+        AdminRoute.route(method: method, uri: uri, fromLoopback: loopback, ready: ready, draining: draining,
+                         shutdownEnabled: shutdown, metrics: { Array("m 1\n".utf8) })
+    }
+
+    @Test("ready, live, metrics")
+    func basics() {
+        #expect(route(.GET, "/ready").status == .ok)
+        #expect(route(.GET, "/ready", ready: false).status == .serviceUnavailable)
+        #expect(route(.GET, "/ready", draining: true).status == .serviceUnavailable)
+        #expect(route(.GET, "/live", draining: true).status == .ok)
+        #expect(route(.GET, "/metrics?x=1").body == Array("m 1\n".utf8))
+        #expect(route(.GET, "/nope").status == .notFound)
+        #expect(route(.DELETE, "/ready").status == .methodNotAllowed)
+    }
+
+    @Test("shutdown only when enabled, only by POST, only from loopback")
+    func shutdown() {
+        #expect(route(.POST, "/shutdown").triggersShutdown)
+        #expect(route(.POST, "/shutdown", shutdown: false).status == .notFound)
+        #expect(route(.POST, "/shutdown", loopback: false).status == .forbidden)
+        #expect(!route(.POST, "/shutdown", loopback: false).triggersShutdown)
+        #expect(route(.GET, "/shutdown").status == .methodNotAllowed)
+    }
+}
+
+@Suite("Metrics")
+struct ProxyMetricsTests {
+    @Test("Linkerd's names and labels, and bounded target labels")
+    func names() throws {
+        let metrics = ProxyMetrics(maximumTargets: 2)
+        let target = metrics.target(.inbound, address: try ListenAddress(parsing: "10.0.0.5:8080"), tls: false)
+        target.connectionOpened()
+        RequestMetrics(target: target).requestStarted()
+        target.response(status: 503, latencyMilliseconds: 12)
+        target.response(status: 200, latencyMilliseconds: 3)
+        _ = metrics.target(.outbound, address: try ListenAddress(parsing: "10.0.0.6:80"), tls: false)
+        let overflow = metrics.target(.outbound, address: try ListenAddress(parsing: "10.0.0.7:80"), tls: false)
+        overflow.connectionOpened()
+        let text = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(text.contains(#"request_total{direction="inbound",target_addr="10.0.0.5:8080",tls="false"} 1"#))
+        #expect(text.contains(#"response_total{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",classification="failure"} 1"#))
+        #expect(text.contains(#"status_code="200",classification="success"} 1"#))
+        #expect(text.contains(#"response_latency_ms_bucket{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",le="20.0"} 1"#))
+        #expect(text.contains(#"tcp_open_total{direction="outbound",target_addr="overflow",tls="false"} 1"#))
+        #expect(text.contains("process_resident_memory_bytes "))
+        #expect(text.contains("process_open_fds "))
+    }
+}
