@@ -21,6 +21,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var responseEnded = false
         var upstreamKeepAlive = true
         var switchingProtocols = false
+        /// What was sent upstream; kept for a retry while the request is a bodiless one.
+        var upstreamHead: HTTPRequestHead?
+        var sentBody = false
+        var retried = false
 
         init(requestHead: HTTPRequestHead, upgrade: String?) {
             self.requestHead = requestHead
@@ -145,6 +149,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         if !head.isKeepAlive { closeAfterExchange = true }
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
         if isHTTP2Stream { upstreamHead.version = head.version }
+        exchange.upstreamHead = upstreamHead
         exchange.pending.append(.head(upstreamHead))
         setClientReading(false, context: context)
         upstreams.acquire().assumeIsolated().whenComplete { [self] result in
@@ -177,6 +182,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     }
 
     private func send(_ part: HTTPClientRequestPart, in exchange: Exchange) {
+        if case .body = part { exchange.sentBody = true }
         if let upstream = exchange.upstream {
             upstream.handler.write(part)
         } else {
@@ -228,6 +234,28 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     func upstreamFailed(_ error: any Error) {
         guard let exchange, !exchange.responseEnded, let context else { return }
+        if canRetry(exchange), let upstream = exchange.upstream, let head = exchange.upstreamHead {
+            // A pooled keep-alive connection the server had already closed: a race every HTTP/1.1 client
+            // meets. A request without a body that got no response is safe to send again, once.
+            exchange.retried = true
+            exchange.upstream = nil
+            upstreams.release(upstream, reusable: false)
+            exchange.pending = [.head(head)] + (exchange.requestEnded ? [.end(nil)] : [])
+            upstreams.acquire().assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(let fresh):
+                    guard self.exchange === exchange, let context = self.context else {
+                        upstreams.release(fresh, reusable: false)
+                        return
+                    }
+                    attach(fresh, to: exchange, context: context)
+                case .failure:
+                    guard self.exchange === exchange, let context = self.context else { return }
+                    failBeforeResponse(exchange, status: .badGateway, message: "upstream connection failed\n", context: context)
+                }
+            }
+            return
+        }
         if exchange.responseStatus == nil {
             failBeforeResponse(exchange, status: .badGateway, message: "upstream closed the connection\n", context: context)
         } else {
@@ -242,6 +270,15 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     func upstreamWritabilityChanged(_ writable: Bool) {
         guard let exchange, !exchange.requestEnded, let context else { return }
         setClientReading(writable, context: context)
+    }
+
+    private func canRetry(_ exchange: Exchange) -> Bool {
+        guard !isHTTP2Stream, !exchange.retried, exchange.responseStatus == nil, !exchange.sentBody,
+              exchange.upstream?.reused == true else { return false }
+        switch exchange.requestHead.method {
+        case .GET, .HEAD, .OPTIONS: return exchange.upgrade == nil
+        default: return false
+        }
     }
 
     // MARK: Completion
