@@ -71,14 +71,20 @@ let package = Package(
             name: "needle-injector",
             dependencies: ["NeedleWebhook", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // needle install / inject: manifests, certificates, offline workload injection.
+        .target(
+            name: "NeedleInstall",
+            dependencies: ["NeedleInjection", "NeedleWebhook", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "needle",
-            dependencies: ["NeedleWebhook", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NeedleWebhook", "NeedleInstall", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "NeedleContractTests", dependencies: ["NeedleContract"]),
         .testTarget(name: "NeedleInjectionTests", dependencies: ["NeedleInjection"]),
         .testTarget(name: "NeedleInitTests", dependencies: ["NeedleInit"]),
         .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy"]),
+        .testTarget(name: "NeedleInstallTests", dependencies: ["NeedleInstall"], exclude: ["Workloads"]),
         // Fixtures are read from the source tree (#filePath) so the refresh switch can rewrite the goldens.
         .testTarget(name: "NeedleWebhookTests", dependencies: ["NeedleWebhook"], exclude: ["Fixtures"]),
     ],

@@ -6,6 +6,7 @@ import Foundation
 #endif
 import NeedleContract
 import NeedleInjection
+import NeedleInstall
 import NeedleWebhook
 
 @main
@@ -13,7 +14,7 @@ struct NeedleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "needle",
         abstract: "The Needle service mesh's operator tool.",
-        subcommands: [Review.self, Version.self]
+        subcommands: [Install.self, Inject.self, Review.self, Version.self]
     )
 }
 
@@ -77,6 +78,127 @@ struct Review: AsyncParsableCommand {
             return Data(bytes)
         }
         return try Data(contentsOf: URL(filePath: path))
+    }
+}
+
+struct Install: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the control plane's manifests, with fresh certificates: needle install | kubectl apply -f -",
+        discussion: """
+            Without --ca-cert/--ca-key a new CA is made; keep it (--ca-out DIR) and pass it back on upgrades so \
+            the webhook's caBundle stays valid while pods roll.
+            """
+    )
+
+    @Option(help: "Control-plane namespace.")
+    var namespace = Mesh.controlPlaneNamespace
+    @Option(help: "Injector replicas (3 or more with --ha).")
+    var replicas = 1
+    @Option(help: "Webhook failurePolicy: Ignore or Fail (default Ignore; Fail with --ha).")
+    var failurePolicy: String?
+    @Flag(help: "High availability: 3 replicas, a PodDisruptionBudget, pod anti-affinity, failurePolicy Fail.")
+    var ha = false
+    @Option(help: "Proxy image the injector adds to pods.")
+    var proxyImage: String?
+    @Option(help: "Injector image.")
+    var injectorImage = InstallOptions().injectorImage
+    @Option(help: "CA certificate (PEM) to sign the serving certificate with.")
+    var caCert: String?
+    @Option(help: "CA private key (PEM, ECDSA P-256) for --ca-cert.")
+    var caKey: String?
+    @Option(help: "Write the CA (ca.crt, ca.key) to this directory, for upgrades.")
+    var caOut: String?
+
+    func validate() throws {
+        if let failurePolicy, !InstallOptions.failurePolicies.contains(failurePolicy) {
+            throw ValidationError("--failure-policy \"\(failurePolicy)\" is invalid: expected Ignore or Fail")
+        }
+        guard (1...100).contains(replicas) else { throw ValidationError("--replicas must be 1 to 100") }
+        if (caCert == nil) != (caKey == nil) { throw ValidationError("--ca-cert and --ca-key go together") }
+        guard Self.isDNSLabel(namespace) else {
+            throw ValidationError("--namespace \"\(namespace)\" is not a valid namespace name (lower-case letters, digits, '-', at most 63)")
+        }
+    }
+
+    static func isDNSLabel(_ text: String) -> Bool {
+        guard (1...63).contains(text.count), text.first != "-", text.last != "-" else { return false }
+        return text.allSatisfy { ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "-" }
+    }
+
+    func run() throws {
+        var options = InstallOptions()
+        options.namespace = namespace
+        options.replicas = replicas
+        options.highAvailability = ha
+        options.failurePolicy = failurePolicy ?? (ha ? "Fail" : "Ignore")
+        options.proxyImage = proxyImage
+        options.injectorImage = injectorImage
+        let manifest = InstallManifest(options: options)
+        do {
+            var authority: CertificateAuthority? = nil
+            if let caCert, let caKey {
+                authority = try CertificateAuthority(certificatePEM: String(contentsOfFile: caCert, encoding: .utf8),
+                                                     privateKeyPEM: String(contentsOfFile: caKey, encoding: .utf8))
+            }
+            let (certificates, usedAuthority) = try InstallCertificates.make(manifest: manifest, authority: authority)
+            if let caOut {
+                try FileManager.default.createDirectory(atPath: caOut, withIntermediateDirectories: true)
+                try Data(certificates.caPEM.utf8).write(to: URL(filePath: caOut + "/ca.crt"))
+                try Data(usedAuthority.privateKeyPEM.utf8).write(to: URL(filePath: caOut + "/ca.key"))
+                try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: caOut + "/ca.key")
+            } else if authority == nil {
+                printError("needle install: made a new CA; to keep it for upgrades, run with --ca-out DIR (or pass --ca-cert/--ca-key)")
+            }
+            print(try YAMLValue.stream(try manifest.objects(certificates: certificates)), terminator: "")
+        } catch {
+            printError("needle install: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Inject: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mark (or, with --manual, inject) the workloads in a YAML stream.",
+        discussion: """
+            Pods and the pod templates of Deployments, ReplicaSets, ReplicationControllers, StatefulSets, \
+            DaemonSets, Jobs and CronJobs get needle.dev/inject: enabled. With --manual the sidecar is added \
+            by the webhook's own code (only the workload's annotations count offline; 'disabled' and \
+            hostNetwork still skip). Other documents pass through unchanged. A report goes to stderr.
+            """
+    )
+
+    @Argument(help: "YAML file, or - for standard input.")
+    var file: String = "-"
+    @Flag(help: "Apply the full injection instead of the annotation.")
+    var manual = false
+    @Option(help: "Injector configuration file (YAML or JSON) for --manual.")
+    var config: String?
+
+    func run() throws {
+        let text: String
+        do {
+            text = file == "-" ? Self.readStandardInput() : try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            printError("needle inject: cannot read \(file): \(error)")
+            throw ExitCode(66)
+        }
+        do {
+            let configuration = try InjectorConfiguration.load(path: config)
+            let injector = WorkloadInjector(injector: Injector(configuration: configuration), mode: manual ? .manual : .annotate)
+            let (output, report) = try injector.inject(text)
+            print(output, terminator: "")
+            for line in report { printError(line) }
+        } catch {
+            printError("needle inject: \(error)")
+            throw ExitCode(65)
+        }
+    }
+
+    static func readStandardInput() -> String {
+        var text = ""
+        while let line = readLine(strippingNewline: false) { text += line }
+        return text
     }
 }
 

@@ -40,6 +40,26 @@ public struct CertificateAuthority: Sendable {
         return CertificateAuthority(certificate: certificate, privateKey: key)
     }
 
+    /// An existing CA, from PEM files (for upgrades that keep the CA the cluster already trusts).
+    public init(certificatePEM: String, privateKeyPEM: String) throws {
+        let certificate = try Certificate(pemEncoded: certificatePEM)
+        let key = try P256.Signing.PrivateKey(pemRepresentation: privateKeyPEM)
+        guard Certificate.PublicKey(key.publicKey) == certificate.publicKey else {
+            throw CertificateAuthorityError(description: "the CA key does not belong to the CA certificate")
+        }
+        guard let constraints = try certificate.extensions.basicConstraints, case .isCertificateAuthority = constraints else {
+            throw CertificateAuthorityError(description: "the certificate is not a CA (basicConstraints CA:TRUE missing)")
+        }
+        self.init(certificate: certificate, privateKey: key)
+    }
+
+    init(certificate: Certificate, privateKey: P256.Signing.PrivateKey) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+    }
+
+    public var privateKeyPEM: String { privateKey.pemRepresentation }
+
     public var certificatePEM: String {
         get throws { try certificate.serializeAsPEM().pemString }
     }
@@ -73,4 +93,8 @@ public struct CertificateAuthority: Sendable {
         )
         return Issued(certificatePEM: try certificate.serializeAsPEM().pemString, privateKeyPEM: key.pemRepresentation)
     }
+}
+
+public struct CertificateAuthorityError: Error, CustomStringConvertible {
+    public let description: String
 }

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Validates `needle install` (default, --ha, with a kept CA), Deploy/ and `needle inject --manual` output
+with kubernetes-validate (Kubernetes 1.33, strict), checks that the objects refer to each other, and that
+the serving certificate verifies against the caBundle (openssl) with the Service's DNS names.
+Prints PASS/FAIL lines and `install conformance: N passed, M failed`."""
+
+import argparse, base64, os, subprocess, sys, tempfile
+
+import kubernetes_validate
+import yaml
+
+results = []
+CERT_MANAGER_KINDS = {"Issuer", "Certificate"}
+
+
+def check(name, ok, detail=""):
+    results.append(bool(ok))
+    print(("PASS " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + str(detail)[:400]), flush=True)
+
+
+def validate_all(label, documents):
+    problems = []
+    for doc in documents:
+        if not doc or doc.get("kind") in CERT_MANAGER_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, "1.33", strict=True)
+        except Exception as error:  # noqa: BLE001 - report every schema problem the same way
+            problems.append(f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}: {error}")
+    check(f"{label}: every object is schema-valid (Kubernetes 1.33, strict)", not problems, "; ".join(problems))
+
+
+def by_kind(documents, kind):
+    return [d for d in documents if d and d.get("kind") == kind]
+
+
+def check_install(needle, label, args, work):
+    out = subprocess.run([needle, "install", *args], capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        check(f"{label}: needle install exits 0", False, out.stderr)
+        return None
+    documents = [d for d in yaml.safe_load_all(out.stdout) if d]
+    validate_all(label, documents)
+    ns = by_kind(documents, "Namespace")[0]["metadata"]["name"]
+    webhook = by_kind(documents, "MutatingWebhookConfiguration")[0]["webhooks"][0]
+    service = by_kind(documents, "Service")[0]
+    deployment = by_kind(documents, "Deployment")[0]
+    secret = by_kind(documents, "Secret")[0]
+    svc = webhook["clientConfig"]["service"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    consistent = (svc["name"] == service["metadata"]["name"] and svc["namespace"] == ns and svc["path"] == "/inject"
+                  and all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
+                  and any(v.get("secret", {}).get("secretName") == secret["metadata"]["name"] for v in volumes)
+                  and deployment["spec"]["template"]["spec"]["serviceAccountName"] == by_kind(documents, "ServiceAccount")[0]["metadata"]["name"]
+                  and webhook["name"] == "needle-injector.needle.dev" and webhook["sideEffects"] == "None"
+                  and webhook["admissionReviewVersions"] == ["v1"] and webhook["timeoutSeconds"] == 10)
+    check(f"{label}: webhook, Service, Secret and Deployment refer to each other", consistent)
+    excluded = [e for e in webhook["namespaceSelector"]["matchExpressions"] if e["key"] == "kubernetes.io/metadata.name"][0]["values"]
+    check(f"{label}: the webhook never matches its own namespace, kube-system or kube-node-lease",
+          {"kube-system", "kube-node-lease", ns} <= set(excluded) and webhook["objectSelector"]["matchExpressions"][0]["operator"] == "DoesNotExist")
+    ca = os.path.join(work, f"{label}-ca.pem")
+    crt = os.path.join(work, f"{label}-tls.crt")
+    with open(ca, "wb") as f:
+        f.write(base64.b64decode(webhook["clientConfig"]["caBundle"]))
+    with open(crt, "wb") as f:
+        f.write(base64.b64decode(secret["data"]["tls.crt"]))
+    verify = subprocess.run(["openssl", "verify", "-CAfile", ca, crt], capture_output=True, text=True)
+    check(f"{label}: openssl verifies the serving certificate against the caBundle", verify.returncode == 0, verify.stderr)
+    sans = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-ext", "subjectAltName"], capture_output=True, text=True).stdout
+    check(f"{label}: the serving certificate names the Service's DNS names",
+          f"DNS:needle-injector.{ns}.svc" in sans and f"DNS:needle-injector.{ns}.svc.cluster.local" in sans, sans)
+    return documents, ca
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--needle", required=True)
+    parser.add_argument("--root", default=".")
+    args = parser.parse_args()
+    needle = os.path.abspath(args.needle)
+    with tempfile.TemporaryDirectory() as work:
+        first = check_install(needle, "default", ["--ca-out", os.path.join(work, "ca")], work)
+        ha = check_install(needle, "ha", ["--ha", "--namespace", "mesh"], work)
+        if ha:
+            docs = ha[0]
+            check("ha: 3 replicas, a PodDisruptionBudget, anti-affinity and failurePolicy Fail",
+                  by_kind(docs, "Deployment")[0]["spec"]["replicas"] == 3 and by_kind(docs, "PodDisruptionBudget")
+                  and "affinity" in by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
+                  and by_kind(docs, "MutatingWebhookConfiguration")[0]["webhooks"][0]["failurePolicy"] == "Fail")
+        kept = check_install(needle, "upgrade", ["--ca-cert", os.path.join(work, "ca", "ca.crt"), "--ca-key", os.path.join(work, "ca", "ca.key")], work)
+        if first and kept:
+            check("upgrade with --ca-cert/--ca-key keeps the caBundle", open(first[1], "rb").read() == open(kept[1], "rb").read())
+        bad = subprocess.run([needle, "install", "--failure-policy", "Sometimes"], capture_output=True, text=True)
+        check("a bad flag exits non-zero and says what is accepted", bad.returncode != 0 and "Ignore or Fail" in bad.stderr, bad.stderr)
+
+        deploy = os.path.join(args.root, "Deploy")
+        with open(os.path.join(deploy, "kustomization.yaml")) as f:
+            kustomization = yaml.safe_load(f)
+        documents = []
+        for resource in kustomization["resources"]:
+            with open(os.path.join(deploy, resource)) as f:
+                documents += [d for d in yaml.safe_load_all(f) if d]
+        validate_all("Deploy/", documents)
+        webhook = by_kind(documents, "MutatingWebhookConfiguration")[0]
+        check("Deploy/: the webhook takes its CA from cert-manager",
+              "caBundle" not in webhook["webhooks"][0]["clientConfig"]
+              and webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "needle/needle-injector-serving")
+        serving = [d for d in by_kind(documents, "Certificate") if d["metadata"]["name"] == "needle-injector-serving"][0]
+        check("Deploy/: the serving Certificate writes the Secret the Deployment mounts, for the Service's names",
+              serving["spec"]["secretName"] == "needle-injector-tls"
+              and set(serving["spec"]["dnsNames"]) == {"needle-injector.needle.svc", "needle-injector.needle.svc.cluster.local"})
+
+        workloads = os.path.join(args.root, "Tests", "NeedleInstallTests", "Workloads", "workloads.yaml")
+        out = subprocess.run([needle, "inject", "--manual", workloads], capture_output=True, text=True, timeout=60)
+        check("needle inject --manual exits 0 and reports every workload", out.returncode == 0 and "deployment/web: injected" in out.stderr, out.stderr)
+        documents = [d for d in yaml.safe_load_all(out.stdout) if d]
+        flat = []
+        for d in documents:
+            flat += d["items"] if d.get("kind") == "List" else [d]
+        validate_all("needle inject --manual", flat)
+        names_unique = True
+        for d in flat:
+            spec = d.get("spec", {})
+            template = spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get("template") or (d if d["kind"] == "Pod" else None)
+            if not template:
+                continue
+            pod_spec = template.get("spec", {})
+            names = [c["name"] for c in pod_spec.get("containers", []) + pod_spec.get("initContainers", [])]
+            names_unique &= len(names) == len(set(names))
+        check("needle inject --manual: container names stay unique", names_unique)
+        plain = subprocess.run([needle, "inject", workloads], capture_output=True, text=True, timeout=60)
+        docs = [d for d in yaml.safe_load_all(plain.stdout) if d]
+        validate_all("needle inject", [i for d in docs for i in (d["items"] if d.get("kind") == "List" else [d])])
+    failed = results.count(False)
+    print(f"install conformance: {results.count(True)} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
