@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""Needle's benchmarks (see Benchmarks/README.md). The machine is noisy, so every number is the median
+of several runs, and the interesting column is the ratio to the direct path, measured in the same run."""
+
+import argparse, json, os, platform, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "e2e"))
+from netns import PodNetwork  # noqa: E402
+
+POD = PodNetwork.POD_CLIENT_V4
+APP_PORT, APP_H2_PORT, HAPROXY_PORT, NGINX_PROXY_PORT, ECHO_PORT = 8080, 8081, 8090, 8091, 5432
+BODY = "x" * 512
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def proc_stat(pid):
+    """(RSS in bytes, CPU seconds) of a process from /proc."""
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss, (int(fields[11]) + int(fields[12])) / ticks
+
+
+class Sampler:
+    """Samples a process's RSS while a load runs."""
+
+    def __init__(self, pid):
+        self.pid, self.samples = pid, []
+
+    def sample(self):
+        if self.pid:
+            try:
+                self.samples.append(proc_stat(self.pid)[0])
+            except OSError:
+                pass
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def h2load(net, url, *, rate=None, connections=50, duration=10, warmup=3, h1=True, streams=1, data=None, headers=(), ns=None, sampler=None):
+    """Runs h2load in the client namespace with a per-request log; returns the measured numbers."""
+    log = os.path.join(net.scratch if net else tempfile.gettempdir(), f"h2load-{time.time_ns()}.log")
+    argv = ["h2load", "-c", str(connections), "-t", "1", "-D", str(duration), "--warm-up-time", str(warmup), "--log-file", log]
+    if h1:
+        argv.append("--h1")
+    else:
+        argv += ["-m", str(streams)]
+    if rate:
+        argv += ["--rps", f"{rate / connections:.3f}"]
+    if data:
+        argv += ["-d", data]
+    for header in headers:
+        argv += ["-H", header]
+    argv.append(url)
+    command = net.command(ns or net.client, argv) if net else argv
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while proc.poll() is None:
+        if sampler:
+            sampler.sample()
+        time.sleep(0.2)
+    output = proc.stdout.read()
+    durations, statuses = [], []
+    if os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3:
+                    statuses.append(int(parts[1]))
+                    durations.append(int(parts[2]) / 1000.0)  # ms
+        os.remove(log)
+    ok = [d for d, s in zip(durations, statuses) if 200 <= s < 300]
+    match = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", output)
+    done = int(match.group(2)) if match else len(durations)
+    failed = (int(match.group(4)) + int(match.group(5)) + int(match.group(6))) if match else len(durations) - len(ok)
+    return {
+        "rate": len(durations) / duration if durations else 0.0,
+        "p50": percentile(ok, 50), "p99": percentile(ok, 99), "p999": percentile(ok, 99.9), "max": max(ok) if ok else float("nan"),
+        "requests": done, "errors": failed, "raw": output,
+    }
+
+
+def median_of(runs, key):
+    values = [r[key] for r in runs if r.get(key) == r.get(key)]  # drop NaN
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value, digits=2):
+    if value is None or value != value:
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------------------------- topology
+
+class Lab:
+    """A pod (namespaces) with nginx as the app, and the proxies under test."""
+
+    def __init__(self, net, args):
+        self.net, self.args = net, args
+        self.proxy_binary = net.install(os.path.abspath(args.proxy))
+        self.init_binary = net.install(os.path.abspath(args.init))
+        self.proxy = None
+
+    def write(self, name, text):
+        path = os.path.join(self.net.scratch, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start_app(self):
+        conf = self.write("app.conf", f"""
+daemon off; pid {self.net.scratch}/app.pid; error_log stderr error; worker_processes 1;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 32768; }}
+http {{
+  access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  server {{ listen {APP_PORT} reuseport backlog=4096; location / {{ return 200 '{BODY}'; }} }}
+  server {{ listen {APP_H2_PORT} http2; location / {{ return 200 '{BODY}'; }} }}
+}}""")
+        self.net.spawn(self.net.pod, ["nginx", "-c", conf, "-e", "stderr"])
+        self.write("echo.py", ECHO_SERVER)
+        self.net.spawn(self.net.pod, ["bash", "-c", f"ulimit -n 65536; exec python3 {self.net.scratch}/echo.py {ECHO_PORT}"], ready_line="ready")
+        self.wait_port(APP_PORT)
+
+    def wait_port(self, port, ns=None):
+        for _ in range(100):
+            r = self.net.run(ns or self.net.client, ["bash", "-c", f"exec 3<>/dev/tcp/{POD}/{port}"])
+            if r.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"nothing listens on {POD}:{port}")
+
+    def start_needle(self):
+        self.net.run(self.net.pod, [self.init_binary, "--proxy-uid", "2102", "--inbound-ports-to-ignore", f"4191,{HAPROXY_PORT},{NGINX_PROXY_PORT}"])
+        env = ["env", "-i", "PATH=/usr/bin:/bin", f"NEEDLE_PROXY_INBOUND_IPS={POD},{PodNetwork.POD_EXTERNAL_V4}", "NEEDLE_PROXY_LOG=warning"]
+        self.proxy = self.net.spawn(self.net.pod, ["bash", "-c", "ulimit -n 65536; exec \"$@\"", "needle", *env, self.proxy_binary], uid=2102)
+        waited = self.net.run(self.net.pod, ["env", "-i", self.proxy_binary, "await", "--timeout", "15s"], uid=2102)
+        if waited.returncode != 0:
+            raise RuntimeError("needle-proxy did not become ready: " + waited.stderr)
+        return self.proxy.pid
+
+    def stop_needle(self):
+        if self.proxy and self.proxy.poll() is None:
+            self.proxy.send_signal(signal.SIGTERM)
+            try:
+                self.proxy.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proxy.kill()
+        self.net.run(self.net.pod, [self.init_binary, "--cleanup"])
+
+    def start_haproxy(self):
+        conf = self.write("haproxy.cfg", f"""
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+frontend bench
+  bind {POD}:{HAPROXY_PORT}
+  default_backend app
+backend app
+  http-reuse always
+  server app 127.0.0.1:{APP_PORT}
+""")
+        proc = self.net.spawn(self.net.pod, ["haproxy", "-db", "-f", conf])
+        self.wait_port(HAPROXY_PORT)
+        return proc
+
+    def start_nginx_proxy(self):
+        conf = self.write("proxy.conf", f"""
+daemon off; pid {self.net.scratch}/proxy.pid; error_log stderr error; worker_processes 1;
+events {{ worker_connections 16384; }}
+http {{
+  access_log off; keepalive_requests 1000000;
+  upstream app {{ server 127.0.0.1:{APP_PORT}; keepalive 64; }}
+  server {{
+    listen {POD}:{NGINX_PROXY_PORT};
+    location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}""")
+        proc = self.net.spawn(self.net.pod, ["nginx", "-c", conf, "-e", "stderr"])
+        self.wait_port(NGINX_PROXY_PORT)
+        return proc
+
+
+ECHO_SERVER = """
+import asyncio, sys
+async def handle(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except Exception:
+        pass
+    writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "0.0.0.0", int(sys.argv[1]), backlog=4096)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+HOLDER = """
+import socket, sys, time
+counts = [int(c) for c in sys.argv[3].split(",")]
+socks = []
+for target in counts:
+    while len(socks) < target:
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+        s.sendall(b"x")
+        s.recv(1)
+        socks.append(s)
+    print(f"open {len(socks)}", flush=True)
+    sys.stdin.readline()
+"""
+
+
+# ---------------------------------------------------------------------------------------------- benchmarks
+
+def proxy_benchmark(lab, args, report):
+    net = lab.net
+    peers = [("direct", APP_PORT), ("needle-proxy", APP_PORT), ("HAProxy", HAPROXY_PORT), ("nginx", NGINX_PROXY_PORT)]
+    fixed = {name: [] for name, _ in peers}
+    unthrottled = {name: [] for name, _ in peers}
+    resources = {name: [] for name, _ in peers}
+    h2c = {"direct": [], "needle-proxy": []}
+    haproxy = lab.start_haproxy()
+    nginx_proxy = lab.start_nginx_proxy()
+    pids = {"HAProxy": haproxy.pid, "nginx": None}
+    nginx_workers = subprocess.run(["pgrep", "-P", str(nginx_proxy.pid)], capture_output=True, text=True).stdout.split()
+    pids["nginx"] = int(nginx_workers[0]) if nginx_workers else nginx_proxy.pid
+    for run in range(args.runs):
+        for name, port in peers:
+            if name == "needle-proxy":
+                pids[name] = lab.start_needle()
+            pid = pids.get(name)
+            sampler = Sampler(pid)
+            before = proc_stat(pid) if pid else None
+            result = h2load(net, f"http://{POD}:{port}/", rate=args.rate, connections=args.connections,
+                            duration=args.duration, warmup=args.warmup, sampler=sampler)
+            after = proc_stat(pid) if pid else None
+            fixed[name].append(result)
+            if pid:
+                half = sampler.samples[len(sampler.samples) // 2:] or sampler.samples
+                resources[name].append({
+                    "peak": max(sampler.samples) / 1048576 if sampler.samples else float("nan"),
+                    "steady": statistics.median(half) / 1048576 if half else float("nan"),
+                    "cpu": (after[1] - before[1]) / max(result["requests"], 1) * 10000,
+                })
+            top = h2load(net, f"http://{POD}:{port}/", connections=args.connections, duration=args.short, warmup=1)
+            unthrottled[name].append(top)
+            if name in h2c:
+                h2c[name].append(h2load(net, f"http://{POD}:{APP_H2_PORT}/", rate=args.rate, connections=10, streams=10,
+                                        duration=args.short, warmup=1, h1=False))
+            if name == "needle-proxy":
+                lab.stop_needle()
+            print(f"bench: run {run + 1}/{args.runs} {name}: {fixed[name][-1]['rate']:.0f} req/s, p99 {fixed[name][-1]['p99']:.2f} ms", flush=True)
+    haproxy.terminate()
+    nginx_proxy.terminate()
+
+    direct = {k: median_of(fixed["direct"], k) for k in ("p50", "p99", "p999", "max")}
+    lines = [
+        f"### HTTP/1.1 at a fixed rate ({args.rate} requests/s over {args.connections} keep-alive connections, "
+        f"{args.duration} s after {args.warmup} s warm-up; median of {args.runs} runs)", "",
+        "| path | achieved req/s | p50 ms | p99 ms | p99.9 ms | max ms | added p50 ms | added p99 ms | errors | proxy RSS peak MiB | proxy RSS steady MiB | CPU s / 10k req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, _ in peers:
+        runs = fixed[name]
+        row = {k: median_of(runs, k) for k in ("rate", "p50", "p99", "p999", "max")}
+        res = resources[name]
+        lines.append(f"| {name} | {fmt(row['rate'], 0)} | {fmt(row['p50'])} | {fmt(row['p99'])} | {fmt(row['p999'])} | {fmt(row['max'])} | "
+                     f"{fmt(row['p50'] - direct['p50']) if name != 'direct' else '–'} | {fmt(row['p99'] - direct['p99']) if name != 'direct' else '–'} | "
+                     f"{sum(r['errors'] for r in runs)} | {fmt(median_of(res, 'peak'), 1)} | {fmt(median_of(res, 'steady'), 1)} | {fmt(median_of(res, 'cpu'), 3)} |")
+    lines += ["", f"### Unthrottled HTTP/1.1 ({args.connections} connections, {args.short} s, one worker; median)", "",
+              "| path | req/s | ratio to direct | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+    top_direct = median_of(unthrottled["direct"], "rate")
+    for name, _ in peers:
+        rate = median_of(unthrottled[name], "rate")
+        lines.append(f"| {name} | {fmt(rate, 0)} | {fmt(rate / top_direct if top_direct else float('nan'))} | "
+                     f"{fmt(median_of(unthrottled[name], 'p50'))} | {fmt(median_of(unthrottled[name], 'p99'))} |")
+    lines += ["", f"### h2c at a fixed rate ({args.rate} requests/s, 10 connections × 10 streams, {args.short} s; median)", "",
+              "| path | achieved req/s | p50 ms | p99 ms | max ms | errors |", "|---|---|---|---|---|---|"]
+    for name, runs in h2c.items():
+        lines.append(f"| {name} | {fmt(median_of(runs, 'rate'), 0)} | {fmt(median_of(runs, 'p50'))} | {fmt(median_of(runs, 'p99'))} | "
+                     f"{fmt(median_of(runs, 'max'))} | {sum(r['errors'] for r in runs)} |")
+    report += lines + [""]
+
+
+def connection_scale(lab, args, report):
+    net = lab.net
+    counts = [1, 100, 1000, 10000] if not args.quick else [1, 10, 100]
+    pid = lab.start_needle()
+    base = proc_stat(pid)[0]
+    holder = lab.write("holder.py", HOLDER)
+    proc = subprocess.Popen(net.command(net.client, ["bash", "-c", f"ulimit -n 65536; exec python3 {holder} {POD} {ECHO_PORT} "
+                                                     + ",".join(map(str, counts))]),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    rows = []
+    for count in counts:
+        line = proc.stdout.readline().strip()
+        time.sleep(1.0)
+        rss = proc_stat(pid)[0]
+        rows.append((count, rss, line))
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+    proc.wait(timeout=60)
+    lab.stop_needle()
+    lines = ["### needle-proxy memory with idle connections open through it (opaque TCP, inbound)", "",
+             "| connections | RSS MiB | per connection KiB (vs idle proxy) |", "|---|---|---|",
+             f"| 0 | {base / 1048576:.1f} | – |"]
+    for count, rss, _ in rows:
+        lines.append(f"| {count} | {rss / 1048576:.1f} | {(rss - base) / count / 1024:.1f} |")
+    if len(rows) >= 2:
+        (c1, r1, _), (c2, r2, _) = rows[-2], rows[-1]
+        lines += ["", f"Marginal cost between {c1} and {c2} connections: {(r2 - r1) / (c2 - c1) / 1024:.1f} KiB per connection "
+                  "(client side and upstream side together)."]
+    report += lines + [""]
+
+
+def make_review(containers):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "bench-", "namespace": "demo", "labels": {"app": "bench"}},
+           "spec": {"containers": [{"name": f"c{i}", "image": "example/app:1.0", "ports": [{"containerPort": 8000 + i}],
+                                    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8000 + i}}} for i in range(containers)]}}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "0c3f9c4e-bench", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                        "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "demo", "operation": "CREATE",
+                        "object": pod, "dryRun": False}}
+
+
+def webhook_benchmark(args, report, work):
+    port, admin, ceiling_port = 18443, 19995, 18444
+    dev = os.path.join(work, "dev")
+    injector = subprocess.Popen([os.path.abspath(args.injector), "--dev", "--dev-directory", dev, "--listen", f"127.0.0.1:{port}",
+                                 "--admin-listen", f"127.0.0.1:{admin}", "--log-level", "warning"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    levels = [1, 4, 16, 64] if not args.quick else [1, 4]
+    lines = [f"### needle-injector: AdmissionReviews over HTTPS keep-alive ({args.short} s per level; median of {args.runs})", "",
+             "| pod | concurrency | needle-injector reviews/s | p50 ms | p99 ms | nginx static HTTPS req/s (ceiling) | ceiling p99 ms | ratio | injector RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, containers in (("1 container", 1), ("40 containers", 40)):
+        review = os.path.join(work, f"review-{containers}.json")
+        with open(review, "w") as f:
+            json.dump(make_review(containers), f)
+        response = subprocess.run(["curl", "-sk", "-H", "Content-Type: application/json", "--data-binary", f"@{review}",
+                                   f"https://127.0.0.1:{port}/inject"], capture_output=True, text=True).stdout
+        static = os.path.join(work, f"static-{containers}")
+        os.makedirs(static, exist_ok=True)
+        with open(os.path.join(static, "inject"), "w") as f:
+            f.write(response)
+        conf = os.path.join(work, f"ceiling-{containers}.conf")
+        with open(conf, "w") as f:
+            f.write(f"""daemon off; pid {work}/ceiling-{containers}.pid; error_log stderr error; worker_processes 1;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000; default_type application/json;
+  server {{ listen 127.0.0.1:{ceiling_port} ssl; ssl_certificate {dev}/tls.crt; ssl_certificate_key {dev}/tls.key;
+    client_body_buffer_size 1m; root {static};
+    location = /inject {{ error_page 405 =200 $uri; }} }} }}""")
+        ceiling = subprocess.Popen(["nginx", "-c", conf, "-e", "stderr"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        for level in levels:
+            ours, theirs, rss = [], [], []
+            for _ in range(args.runs):
+                ours.append(h2load(None, f"https://127.0.0.1:{port}/inject", connections=level, duration=args.short, warmup=1,
+                                   data=review, headers=["Content-Type: application/json"]))
+                rss.append(proc_stat(injector.pid)[0] / 1048576)
+                theirs.append(h2load(None, f"https://127.0.0.1:{ceiling_port}/inject", connections=level, duration=args.short, warmup=1,
+                                     data=review, headers=["Content-Type: application/json"]))
+            rate, ceiling_rate = median_of(ours, "rate"), median_of(theirs, "rate")
+            lines.append(f"| {label} | {level} | {fmt(rate, 0)} | {fmt(median_of(ours, 'p50'))} | {fmt(median_of(ours, 'p99'))} | "
+                         f"{fmt(ceiling_rate, 0)} | {fmt(median_of(theirs, 'p99'))} | {fmt(rate / ceiling_rate if ceiling_rate else float('nan'))} | "
+                         f"{fmt(statistics.median(rss), 1)} |")
+            print(f"bench: webhook {label} c={level}: {rate:.0f}/s vs ceiling {ceiling_rate:.0f}/s", flush=True)
+        ceiling.terminate()
+        ceiling.wait(timeout=10)
+    injector.terminate()
+    injector.wait(timeout=30)
+    report += lines + [""]
+
+
+def machine():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        memory = int(f.readline().split()[1]) / 1048576
+    versions = {tool: subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0] if subprocess.run(cmd, capture_output=True, text=True).stdout else "?"
+                for tool, cmd in (("h2load", ["h2load", "--version"]), ("haproxy", ["haproxy", "-v"]))}
+    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    return [f"- CPU: {cpu}, {os.cpu_count()} cores; memory {memory:.1f} GiB; kernel {platform.release()}",
+            f"- load generator: {versions['h2load']}; peers: {versions['haproxy']}, {nginx}",
+            "- all processes (generator, app, proxy) share the same cores; numbers are medians, compare rows within this report"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--proxy", required=True)
+    parser.add_argument("--init", required=True)
+    parser.add_argument("--injector", required=True)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--short", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rate", type=int, default=4000)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 run, 2 s each")
+    parser.add_argument("--out", default=os.path.join(ROOT, "Benchmarks", "results", "latest.md"))
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.duration, args.short, args.warmup, args.rate = 1, 2, 2, 1, 500
+    report = [f"# Needle benchmarks — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""] + machine() + [
+        f"- binaries: `{args.proxy}`, `{args.injector}`", ""]
+    work = tempfile.mkdtemp(prefix="needle-bench-")
+    try:
+        with PodNetwork("bench") as net:
+            lab = Lab(net, args)
+            lab.start_app()
+            report.append("## needle-proxy beside the direct path, HAProxy and nginx\n")
+            report.append("The app is nginx returning a 512-byte body in the pod namespace; the load comes from a client namespace over a "
+                          "veth pair. needle-proxy runs transparently (needle-init's iptables REDIRECT, as in a real pod); HAProxy and "
+                          "nginx run as plain reverse proxies on their own ports in the same namespace, keep-alive to the app.\n")
+            proxy_benchmark(lab, args, report)
+            connection_scale(lab, args, report)
+        report.append("## needle-injector beside an HTTPS ceiling\n")
+        report.append("The ceiling is nginx (1 worker) serving the injector's own response bytes as a static file over HTTPS with the "
+                      "same certificate: what a minimal HTTPS server does with no work per request.\n")
+        webhook_benchmark(args, report, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write("\n".join(report) + "\n")
+    print(f"bench: report written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
