@@ -25,6 +25,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var upstreamHead: HTTPRequestHead?
         var sentBody = false
         var retried = false
+        var pendingBytes = 0
 
         init(requestHead: HTTPRequestHead, upgrade: String?) {
             self.requestHead = requestHead
@@ -45,6 +46,12 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var closeAfterExchange = false
     private var draining = false
+    private var clientPaused = false
+
+    /// Parts of pipelined requests held before the client is asked to stop sending.
+    static let maximumQueuedParts = 64
+    /// Request bytes held while the upstream connection is being set up.
+    static let maximumPendingBytes = 256 * 1024
 
     init(upstreams: any UpstreamProvider, metrics: RequestMetrics, isHTTP2Stream: Bool, startTunnel: TunnelStarter?) {
         self.upstreams = upstreams
@@ -71,7 +78,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             handle(part, in: nil, context: context)
         } else {
             queued.append(part)
-            setClientReading(false, context: context)
+            if queued.count >= Self.maximumQueuedParts { setClientReading(false, context: context) }
         }
     }
 
@@ -131,13 +138,17 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         case .body(let buffer):
             guard let current else { return }
             send(.body(.byteBuffer(buffer)), in: current)
+            if current.upstream == nil {
+                current.pendingBytes += buffer.readableBytes
+                if current.pendingBytes > Self.maximumPendingBytes { setClientReading(false, context: context) }
+            } else if current.upstream?.isWritable == false {
+                setClientReading(false, context: context)
+            }
         case .end(let trailers):
             guard let current else { return }
             current.requestEnded = true
             send(.end(trailers), in: current)
             current.upstream?.handler.flush()
-            // Hold further (pipelined) requests until this response is done.
-            setClientReading(false, context: context)
         }
     }
 
@@ -151,7 +162,6 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         if isHTTP2Stream { upstreamHead.version = head.version }
         exchange.upstreamHead = upstreamHead
         exchange.pending.append(.head(upstreamHead))
-        setClientReading(false, context: context)
         upstreams.acquire().assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let upstream):
@@ -179,6 +189,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         upstream.handler.flush()
         upstream.setReading(context.channel.isWritable)
         if !exchange.requestEnded { setClientReading(upstream.isWritable, context: context) }
+        exchange.pendingBytes = 0
     }
 
     private func send(_ part: HTTPClientRequestPart, in exchange: Exchange) {
@@ -342,7 +353,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         }
     }
 
+    /// Flow control toward the client. Switching autoRead costs system calls, so it changes only when needed.
     private func setClientReading(_ enabled: Bool, context: ChannelHandlerContext) {
+        guard clientPaused == enabled else { return }
+        clientPaused = !enabled
         try? context.channel.syncOptions?.setOption(.autoRead, value: enabled)
         // HTTP/2 stream channels do not deliver frames they already hold when autoRead is switched back on.
         if enabled { context.read() }

@@ -58,8 +58,6 @@ final class UpstreamConnection {
     let handler: UpstreamHandler
     /// The HTTP/1.1 codec handlers, removed when the connection becomes a tunnel after a 101.
     var codecHandlers: [any RemovableChannelHandler] = []
-    /// Set by the pool while the connection waits idle.
-    var idleTimer: Scheduled<Void>?
     /// True when it came from the pool rather than a fresh connect (a failure on it may be a stale socket).
     var reused = false
 
@@ -70,7 +68,13 @@ final class UpstreamConnection {
 
     var isWritable: Bool { channel.isWritable }
 
+    private var reading = true
+    /// When the pool last parked it; idle connections older than the pool's timeout are closed.
+    var idleSince: NIODeadline?
+
     func setReading(_ enabled: Bool) {
+        guard reading != enabled else { return }
+        reading = enabled
         try? channel.syncOptions?.setOption(.autoRead, value: enabled)
         // HTTP/2 stream channels do not deliver frames they already hold when autoRead is switched back on.
         if enabled { channel.read() }

@@ -12,6 +12,8 @@ final class UpstreamPool {
     let maximumIdlePerTarget: Int
     private var idle: [ListenAddress: [UpstreamConnection]] = [:]
     private(set) var openConnections = 0
+    /// One repeating sweep per pool closes connections idle for too long (cheaper than a timer per request).
+    private var sweeper: RepeatedTask?
 
     init(eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount = .seconds(60), maximumIdlePerTarget: Int = 32) {
         self.eventLoop = eventLoop
@@ -27,8 +29,7 @@ final class UpstreamPool {
     func checkout(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
         while var list = idle[target], let connection = list.popLast() {
             idle[target] = list.isEmpty ? nil : list
-            connection.idleTimer?.cancel()
-            connection.idleTimer = nil
+            connection.idleSince = nil
             if connection.channel.isActive {
                 connection.reused = true
                 return eventLoop.makeSucceededFuture(connection)
@@ -44,12 +45,26 @@ final class UpstreamPool {
             return
         }
         connection.setReading(true)  // notice a server-side close while idle
+        connection.idleSince = .now()
         idle[target, default: []].append(connection)
-        let loopBound = NIOLoopBound((self, connection), eventLoop: eventLoop)
-        connection.idleTimer = eventLoop.scheduleTask(in: idleTimeout) {
-            let (pool, connection) = loopBound.value
-            pool.remove(connection, target: target)
-            connection.channel.close(promise: nil)
+        startSweeper()
+    }
+
+    private func startSweeper() {
+        guard sweeper == nil else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
+        sweeper = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            loopBound.value.sweep()
+        }
+    }
+
+    private func sweep() {
+        let cutoff = NIODeadline.now() - idleTimeout
+        for (target, list) in idle {
+            let (stale, fresh) = (list.filter { ($0.idleSince ?? .now()) < cutoff }, list.filter { ($0.idleSince ?? .now()) >= cutoff })
+            idle[target] = fresh.isEmpty ? nil : fresh
+            for connection in stale { connection.channel.close(promise: nil) }
         }
     }
 
@@ -61,11 +76,10 @@ final class UpstreamPool {
 
     /// Closes every idle connection (shutdown).
     func closeIdle() {
-        for connection in idle.values.joined() {
-            connection.idleTimer?.cancel()
-            connection.channel.close(promise: nil)
-        }
+        for connection in idle.values.joined() { connection.channel.close(promise: nil) }
         idle = [:]
+        sweeper?.cancel()
+        sweeper = nil
     }
 
     private func connect(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
@@ -100,7 +114,6 @@ final class UpstreamPool {
                 channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
                     openConnections -= 1
                     remove(connection, target: target)
-                    connection.idleTimer?.cancel()
                 }
                 return connection
             }
