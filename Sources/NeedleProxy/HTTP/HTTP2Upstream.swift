@@ -38,6 +38,8 @@ final class HTTP2UpstreamProvider: UpstreamProvider {
         }
     }
 
+    func acquireImmediately() -> UpstreamConnection? { nil }
+
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         connection.handler.delegate = nil
         // A stream that finished cleanly closes itself; one cut short is reset.

@@ -162,6 +162,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         if isHTTP2Stream { upstreamHead.version = head.version }
         exchange.upstreamHead = upstreamHead
         exchange.pending.append(.head(upstreamHead))
+        if let pooled = upstreams.acquireImmediately() {
+            attach(pooled, to: exchange, context: context)
+            return
+        }
         upstreams.acquire().assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let upstream):

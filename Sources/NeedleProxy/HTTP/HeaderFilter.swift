@@ -19,15 +19,13 @@ public enum HeaderFilter {
         }
         guard hasHopByHop else { return (headers, nil) }
 
+        // Remove in place: cheaper than rebuilding (and re-validating) every field.
         var named: [String] = []
         for value in headers[canonicalForm: "connection"] { named.append(value.lowercased()) }
         let upgrade = named.contains("upgrade") ? headers.first(name: "upgrade") : nil
-        var result = HTTPHeaders()
-        result.reserveCapacity(headers.count)
-        for (name, value) in headers {
-            if isHopByHop(name) || named.contains(where: { equalsIgnoringASCIICase(name, $0) }) { continue }
-            result.add(name: name, value: value)
-        }
+        var result = headers
+        for name in hopByHop where result.contains(name: name) { result.remove(name: name) }
+        for name in named where !hopByHop.contains(name) && result.contains(name: name) { result.remove(name: name) }
         if let upgrade {
             result.add(name: "Connection", value: "upgrade")
             result.add(name: "Upgrade", value: upgrade)
@@ -36,7 +34,12 @@ public enum HeaderFilter {
     }
 
     static func isHopByHop(_ name: String) -> Bool {
-        hopByHop.contains { equalsIgnoringASCIICase(name, $0) }
+        // Every hop-by-hop name starts with c, k, p, t or u: most fields are ruled out by one byte.
+        guard let first = name.utf8.first.map({ $0 | 0x20 }),
+              first == UInt8(ascii: "c") || first == UInt8(ascii: "k") || first == UInt8(ascii: "p")
+                || first == UInt8(ascii: "t") || first == UInt8(ascii: "u")
+        else { return false }
+        return hopByHop.contains { equalsIgnoringASCIICase(name, $0) }
     }
 
     /// `lowercase` must already be lower-case ASCII.

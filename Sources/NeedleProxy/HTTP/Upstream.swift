@@ -92,6 +92,8 @@ enum UpstreamFailure: Error {
 
 /// Hands out upstream connections for HTTP exchanges: pooled HTTP/1.1 connections, or HTTP/2 streams.
 protocol UpstreamProvider: AnyObject {
+    /// A connection ready now (a pooled one), without the cost of a future; nil when one must be made.
+    func acquireImmediately() -> UpstreamConnection?
     func acquire() -> EventLoopFuture<UpstreamConnection>
     /// The exchange is over; `reusable` when both messages completed cleanly with keep-alive.
     func release(_ connection: UpstreamConnection, reusable: Bool)

@@ -27,15 +27,20 @@ final class UpstreamPool {
     }
 
     func checkout(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
+        if let connection = checkoutIdle(target) { return eventLoop.makeSucceededFuture(connection) }
+        return connect(target)
+    }
+
+    func checkoutIdle(_ target: ListenAddress) -> UpstreamConnection? {
         while var list = idle[target], let connection = list.popLast() {
             idle[target] = list.isEmpty ? nil : list
             connection.idleSince = nil
             if connection.channel.isActive {
                 connection.reused = true
-                return eventLoop.makeSucceededFuture(connection)
+                return connection
             }
         }
-        return connect(target)
+        return nil
     }
 
     func checkin(_ connection: UpstreamConnection, target: ListenAddress, reusable: Bool) {
@@ -139,6 +144,7 @@ final class PooledProvider: UpstreamProvider {
     }
 
     func acquire() -> EventLoopFuture<UpstreamConnection> { pool.checkout(target) }
+    func acquireImmediately() -> UpstreamConnection? { pool.checkoutIdle(target) }
 
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         pool.checkin(connection, target: target, reusable: reusable)
