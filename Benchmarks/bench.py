@@ -17,27 +17,41 @@ BODY = "x" * 512
 
 def proc_stat(pid):
     """(RSS in bytes, CPU seconds) of a process from /proc."""
-    rss = 0
+    return proc_memory(pid)[0], proc_cpu(pid)
+
+
+def proc_memory(pid):
+    """(RSS, private anonymous RSS) in bytes. File-backed pages of the binary are shared by every pod on a
+    node that runs the same image; the anonymous part is what each extra proxy really costs."""
+    rss = anon = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
+            elif line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) * 1024
+    return rss, anon
+
+
+def proc_cpu(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return rss, (int(fields[11]) + int(fields[12])) / ticks
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 class Sampler:
     """Samples a process's RSS while a load runs."""
 
     def __init__(self, pid):
-        self.pid, self.samples = pid, []
+        self.pid, self.samples, self.anon = pid, [], []
 
     def sample(self):
         if self.pid:
             try:
-                self.samples.append(proc_stat(self.pid)[0])
+                rss, anon = proc_memory(self.pid)
+                self.samples.append(rss)
+                self.anon.append(anon)
             except OSError:
                 pass
 
@@ -261,9 +275,11 @@ def proxy_benchmark(lab, args, report):
             fixed[name].append(result)
             if pid:
                 half = sampler.samples[len(sampler.samples) // 2:] or sampler.samples
+                anon_half = sampler.anon[len(sampler.anon) // 2:] or sampler.anon
                 resources[name].append({
                     "peak": max(sampler.samples) / 1048576 if sampler.samples else float("nan"),
                     "steady": statistics.median(half) / 1048576 if half else float("nan"),
+                    "anon": statistics.median(anon_half) / 1048576 if anon_half else float("nan"),
                     "cpu": (after[1] - before[1]) / max(result["requests"], 1) * 10000,
                 })
             top = h2load(net, f"http://{POD}:{port}/", connections=args.connections, duration=args.short, warmup=1)
@@ -281,8 +297,8 @@ def proxy_benchmark(lab, args, report):
     lines = [
         f"### HTTP/1.1 at a fixed rate ({args.rate} requests/s over {args.connections} keep-alive connections, "
         f"{args.duration} s after {args.warmup} s warm-up; median of {args.runs} runs)", "",
-        "| path | achieved req/s | p50 ms | p99 ms | p99.9 ms | max ms | added p50 ms | added p99 ms | errors | proxy RSS peak MiB | proxy RSS steady MiB | CPU s / 10k req |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| path | achieved req/s | p50 ms | p99 ms | p99.9 ms | max ms | added p50 ms | added p99 ms | errors | proxy RSS peak MiB | proxy RSS steady MiB | proxy private (anon) MiB | CPU s / 10k req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, _ in peers:
         runs = fixed[name]
@@ -290,7 +306,8 @@ def proxy_benchmark(lab, args, report):
         res = resources[name]
         lines.append(f"| {name} | {fmt(row['rate'], 0)} | {fmt(row['p50'])} | {fmt(row['p99'])} | {fmt(row['p999'])} | {fmt(row['max'])} | "
                      f"{fmt(row['p50'] - direct['p50']) if name != 'direct' else '–'} | {fmt(row['p99'] - direct['p99']) if name != 'direct' else '–'} | "
-                     f"{sum(r['errors'] for r in runs)} | {fmt(median_of(res, 'peak'), 1)} | {fmt(median_of(res, 'steady'), 1)} | {fmt(median_of(res, 'cpu'), 3)} |")
+                     f"{sum(r['errors'] for r in runs)} | {fmt(median_of(res, 'peak'), 1)} | {fmt(median_of(res, 'steady'), 1)} | "
+                     f"{fmt(median_of(res, 'anon'), 1)} | {fmt(median_of(res, 'cpu'), 3)} |")
     lines += ["", f"### Unthrottled HTTP/1.1 ({args.connections} connections, {args.short} s, one worker; median)", "",
               "| path | req/s | ratio to direct | p50 ms | p99 ms |", "|---|---|---|---|---|"]
     top_direct = median_of(unthrottled["direct"], "rate")
@@ -310,7 +327,7 @@ def connection_scale(lab, args, report):
     net = lab.net
     counts = [1, 100, 1000, 10000] if not args.quick else [1, 10, 100]
     pid = lab.start_needle()
-    base = proc_stat(pid)[0]
+    base, base_anon = proc_memory(pid)
     holder = lab.write("holder.py", HOLDER)
     proc = subprocess.Popen(net.command(net.client, ["bash", "-c", f"ulimit -n 65536; exec python3 {holder} {POD} {ECHO_PORT} "
                                                      + ",".join(map(str, counts))]),
@@ -319,17 +336,17 @@ def connection_scale(lab, args, report):
     for count in counts:
         line = proc.stdout.readline().strip()
         time.sleep(1.0)
-        rss = proc_stat(pid)[0]
-        rows.append((count, rss, line))
+        rss, anon = proc_memory(pid)
+        rows.append((count, rss, anon))
         proc.stdin.write("\n")
         proc.stdin.flush()
     proc.wait(timeout=60)
     lab.stop_needle()
     lines = ["### needle-proxy memory with idle connections open through it (opaque TCP, inbound)", "",
-             "| connections | RSS MiB | per connection KiB (vs idle proxy) |", "|---|---|---|",
-             f"| 0 | {base / 1048576:.1f} | – |"]
-    for count, rss, _ in rows:
-        lines.append(f"| {count} | {rss / 1048576:.1f} | {(rss - base) / count / 1024:.1f} |")
+             "| connections | RSS MiB | private (anon) MiB | per connection KiB (vs idle proxy) |", "|---|---|---|---|",
+             f"| 0 | {base / 1048576:.1f} | {base_anon / 1048576:.1f} | – |"]
+    for count, rss, anon in rows:
+        lines.append(f"| {count} | {rss / 1048576:.1f} | {anon / 1048576:.1f} | {(rss - base) / count / 1024:.1f} |")
     if len(rows) >= 2:
         (c1, r1, _), (c2, r2, _) = rows[-2], rows[-1]
         lines += ["", f"Marginal cost between {c1} and {c2} connections: {(r2 - r1) / (c2 - c1) / 1024:.1f} KiB per connection "
