@@ -147,7 +147,7 @@ http {{
 }}""")
         self.net.spawn(self.net.pod, ["nginx", "-c", conf, "-e", "stderr"])
         self.write("echo.py", ECHO_SERVER)
-        self.net.spawn(self.net.pod, ["bash", "-c", f"ulimit -n 65536; exec python3 {self.net.scratch}/echo.py {ECHO_PORT}"], ready_line="ready")
+        self.net.spawn(self.net.pod, ["bash", "-c", f"ulimit -n $(ulimit -Hn); exec python3 {self.net.scratch}/echo.py {ECHO_PORT}"], ready_line="ready")
         self.wait_port(APP_PORT)
 
     def wait_port(self, port, ns=None):
@@ -161,7 +161,7 @@ http {{
     def start_needle(self):
         self.net.run(self.net.pod, [self.init_binary, "--proxy-uid", "2102", "--inbound-ports-to-ignore", f"4191,{HAPROXY_PORT},{NGINX_PROXY_PORT}"])
         env = ["env", "-i", "PATH=/usr/bin:/bin", f"NEEDLE_PROXY_INBOUND_IPS={POD},{PodNetwork.POD_EXTERNAL_V4}", "NEEDLE_PROXY_LOG=warning"]
-        self.proxy = self.net.spawn(self.net.pod, ["bash", "-c", "ulimit -n 65536; exec \"$@\"", "needle", *env, self.proxy_binary], uid=2102)
+        self.proxy = self.net.spawn(self.net.pod, ["bash", "-c", "ulimit -n $(ulimit -Hn); exec \"$@\"", "needle", *env, self.proxy_binary], uid=2102)
         waited = self.net.run(self.net.pod, ["env", "-i", self.proxy_binary, "await", "--timeout", "15s"], uid=2102)
         if waited.returncode != 0:
             raise RuntimeError("needle-proxy did not become ready: " + waited.stderr)
@@ -325,29 +325,44 @@ def proxy_benchmark(lab, args, report):
 
 def connection_scale(lab, args, report):
     net = lab.net
-    counts = [1, 100, 1000, 10000] if not args.quick else [1, 10, 100]
+    # Two descriptors per connection in the proxy (client and upstream side): stay under the hard limit.
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    ceiling = max(100, (hard - 512) // 2) if hard != resource.RLIM_INFINITY else 10000
+    counts = [c for c in ([1, 100, 1000, 10000] if not args.quick else [1, 10, 100]) if c <= ceiling]
+    if counts[-1] < (10000 if not args.quick else 100):
+        counts.append(ceiling)
     pid = lab.start_needle()
     base, base_anon = proc_memory(pid)
     holder = lab.write("holder.py", HOLDER)
-    proc = subprocess.Popen(net.command(net.client, ["bash", "-c", f"ulimit -n 65536; exec python3 {holder} {POD} {ECHO_PORT} "
+    proc = subprocess.Popen(net.command(net.client, ["bash", "-c", f"ulimit -n $(ulimit -Hn); exec python3 {holder} {POD} {ECHO_PORT} "
                                                      + ",".join(map(str, counts))]),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     rows = []
     for count in counts:
         line = proc.stdout.readline().strip()
+        if not line.startswith("open"):
+            rows.append((count, float("nan"), float("nan")))
+            break
         time.sleep(1.0)
         rss, anon = proc_memory(pid)
         rows.append((count, rss, anon))
         proc.stdin.write("\n")
         proc.stdin.flush()
-    proc.wait(timeout=60)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
     lab.stop_needle()
     lines = ["### needle-proxy memory with idle connections open through it (opaque TCP, inbound)", "",
              "| connections | RSS MiB | private (anon) MiB | per connection KiB (vs idle proxy) |", "|---|---|---|---|",
              f"| 0 | {base / 1048576:.1f} | {base_anon / 1048576:.1f} | – |"]
     for count, rss, anon in rows:
-        lines.append(f"| {count} | {rss / 1048576:.1f} | {anon / 1048576:.1f} | {(rss - base) / count / 1024:.1f} |")
-    if len(rows) >= 2:
+        lines.append(f"| {count} | {fmt(rss / 1048576, 1)} | {fmt(anon / 1048576, 1)} | {fmt((rss - base) / count / 1024, 1)} |")
+    if counts and counts[-1] < 10000 and not args.quick:
+        lines += ["", f"10,000 connections were not tried: this machine's open-file limit ({hard}) allows about {ceiling} "
+                  "connections through one proxy, which holds two descriptors per connection."]
+    if len(rows) >= 2 and rows[-1][1] == rows[-1][1]:
         (c1, r1, _), (c2, r2, _) = rows[-2], rows[-1]
         lines += ["", f"Marginal cost between {c1} and {c2} connections: {(r2 - r1) / (c2 - c1) / 1024:.1f} KiB per connection "
                   "(client side and upstream side together)."]
@@ -464,12 +479,19 @@ def main():
             report.append("The app is nginx returning a 512-byte body in the pod namespace; the load comes from a client namespace over a "
                           "veth pair. needle-proxy runs transparently (needle-init's iptables REDIRECT, as in a real pod); HAProxy and "
                           "nginx run as plain reverse proxies on their own ports in the same namespace, keep-alive to the app.\n")
-            proxy_benchmark(lab, args, report)
-            connection_scale(lab, args, report)
+            for section in (proxy_benchmark, connection_scale):
+                try:
+                    section(lab, args, report)
+                except Exception as error:  # keep the rest of the report
+                    report.append(f"**{section.__name__} failed:** `{error!r}`\n")
+                    lab.stop_needle()
         report.append("## needle-injector beside an HTTPS ceiling\n")
         report.append("The ceiling is nginx (1 worker) serving the injector's own response bytes as a static file over HTTPS with the "
                       "same certificate: what a minimal HTTPS server does with no work per request.\n")
-        webhook_benchmark(args, report, work)
+        try:
+            webhook_benchmark(args, report, work)
+        except Exception as error:
+            report.append(f"**webhook_benchmark failed:** `{error!r}`\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
