@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import NeedleContract
 
 /// One needle-init run: detect the backend, then apply (and verify), print, or clean up.
@@ -69,39 +64,13 @@ public struct InitLog: Sendable {
         case .plain:
             var line = "needle-init \(level): \(message)"
             for (key, value) in fields.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
-            printError(line)
-            for rule in rules { printError("  \(rule)") }
+            TextOutput.errorLine(line)
+            for rule in rules { TextOutput.errorLine("  \(rule)") }
         case .json:
-            var members = ["\"level\":\(jsonString(level))", "\"msg\":\(jsonString(message))"]
-            for (key, value) in fields.sorted(by: { $0.key < $1.key }) { members.append("\(jsonString(key)):\(jsonString(value))") }
-            if !rules.isEmpty { members.append("\"rules\":[" + rules.map(jsonString).joined(separator: ",") + "]") }
-            printError("{" + members.joined(separator: ",") + "}")
+            var members = ["\"level\":\(TextOutput.jsonQuoted(level))", "\"msg\":\(TextOutput.jsonQuoted(message))"]
+            for (key, value) in fields.sorted(by: { $0.key < $1.key }) { members.append("\(TextOutput.jsonQuoted(key)):\(TextOutput.jsonQuoted(value))") }
+            if !rules.isEmpty { members.append("\"rules\":[" + rules.map(TextOutput.jsonQuoted).joined(separator: ",") + "]") }
+            TextOutput.errorLine("{" + members.joined(separator: ",") + "}")
         }
     }
-}
-
-func jsonString(_ text: String) -> String {
-    var result = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": result += "\\\""
-        case "\\": result += "\\\\"
-        case "\n": result += "\\n"
-        case "\t": result += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return result + "\""
-}
-
-/// Writes a line to standard error.
-public func printError(_ line: String) {
-    var bytes = Array((line + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }

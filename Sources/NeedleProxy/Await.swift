@@ -21,7 +21,7 @@ public enum AwaitReady {
             usleep(200_000)
             elapsed += 200
         }
-        printLine("needle-proxy await: the proxy was not ready at \(host):\(adminAddress.port)/ready within \(timeout)")
+        TextOutput.errorLine("needle-proxy await: the proxy was not ready at \(host):\(adminAddress.port)/ready within \(timeout)")
         return 1
     }
 
@@ -64,12 +64,6 @@ public enum AwaitReady {
         guard count >= 12 else { return false }
         return String(decoding: response[0..<12], as: UTF8.self).hasSuffix(" 200")
     }
-}
-
-/// Writes a line to standard error.
-public func printLine(_ line: String) {
-    var bytes = Array((line + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }
 
 /// The process environment as a dictionary, read without Foundation.

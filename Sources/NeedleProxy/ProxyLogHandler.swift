@@ -40,13 +40,11 @@ public struct ProxyLogHandler: LogHandler {
             line = "\(time) \(event.level) \(event.message)"
             for (key, value) in fields.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
         case .json:
-            line = "{\"time\":\(Self.json(time)),\"level\":\(Self.json("\(event.level)")),\"msg\":\(Self.json("\(event.message)"))"
-            for (key, value) in fields.sorted(by: { $0.key < $1.key }) { line += ",\(Self.json(key)):\(Self.json("\(value)"))" }
+            line = "{\"time\":\(TextOutput.jsonQuoted(time)),\"level\":\(TextOutput.jsonQuoted("\(event.level)")),\"msg\":\(TextOutput.jsonQuoted("\(event.message)"))"
+            for (key, value) in fields.sorted(by: { $0.key < $1.key }) { line += ",\(TextOutput.jsonQuoted(key)):\(TextOutput.jsonQuoted("\(value)"))" }
             line += "}"
         }
-        line += "\n"
-        var bytes = Array(line.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+        TextOutput.errorLine(line)
     }
 
     /// RFC 3339 UTC with milliseconds.
@@ -62,19 +60,5 @@ public struct ProxyLogHandler: LogHandler {
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
-    }
-
-    static func json(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            default:
-                if scalar.value < 0x20 { result += " " } else { result.unicodeScalars.append(scalar) }
-            }
-        }
-        return result + "\""
     }
 }

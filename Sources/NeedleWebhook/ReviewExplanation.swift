@@ -4,11 +4,6 @@ import FoundationEssentials
 import Foundation
 #endif
 import NeedleInjection
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The human-readable form of a review, for `needle review --explain`.
 public struct ReviewExplanation {
@@ -42,14 +37,5 @@ public struct ReviewExplanation {
             }
         }
         return lines.joined(separator: "\n") + "\n"
-    }
-}
-
-/// Standard error as a `TextOutputStream`.
-public struct StandardError: TextOutputStream {
-    public init() {}
-    public mutating func write(_ string: String) {
-        var bytes = Array(string.utf8)
-        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
 }

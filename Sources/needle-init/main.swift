@@ -45,7 +45,7 @@ struct InitCommand: ParsableCommand {
         case .success(let value):
             arguments = value
         case .failure(let problems):
-            for problem in problems.lines { printError("needle-init: \(problem)") }
+            for problem in problems.lines { TextOutput.errorLine("needle-init: \(problem)") }
             throw ExitCode(64)
         }
         let log = InitLog(format: arguments.logFormat)

@@ -17,7 +17,7 @@ let environment: ProxyEnvironment
 do {
     environment = try ProxyEnvironment(parsing: environmentValues)
 } catch {
-    for problem in error.problems { printLine("needle-proxy: \(problem)") }
+    for problem in error.problems { TextOutput.errorLine("needle-proxy: \(problem)") }
     exit(ProxyEnvironmentError.exitCode)
 }
 
@@ -26,7 +26,7 @@ if arguments.first == "await" {
     var rest = arguments.dropFirst()
     while let flag = rest.popFirst() {
         guard flag == "--timeout", let value = rest.popFirst(), let parsed = try? ProxyDuration(parsing: value) else {
-            printLine("needle-proxy await: usage: needle-proxy await [--timeout DURATION]; \(ProxyDuration.acceptedFormat)")
+            TextOutput.errorLine("needle-proxy await: usage: needle-proxy await [--timeout DURATION]; \(ProxyDuration.acceptedFormat)")
             exit(64)
         }
         timeout = parsed
@@ -34,7 +34,7 @@ if arguments.first == "await" {
     exit(AwaitReady.run(adminAddress: environment.adminListenAddress, timeout: timeout))
 }
 if let unexpected = arguments.first {
-    printLine("needle-proxy: unknown argument \"\(unexpected)\"; usage: needle-proxy [await [--timeout DURATION]]")
+    TextOutput.errorLine("needle-proxy: unknown argument \"\(unexpected)\"; usage: needle-proxy [await [--timeout DURATION]]")
     exit(64)
 }
 

@@ -208,6 +208,5 @@ struct Version: ParsableCommand {
 }
 
 func printError(_ message: String) {
-    var standardError = StandardError()
-    print(message, to: &standardError)
+    TextOutput.errorLine(message)
 }

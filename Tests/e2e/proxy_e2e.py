@@ -123,6 +123,21 @@ def main():
               chunked.stdout + chunked.stderr)
         reuse = pod.curl(net.client, "-v", "-o", "/dev/null", "-o", "/dev/null", f"http://{POD}:8080/hello", f"http://{POD}:8080/hello")
         check("HTTP/1.1 keep-alive: two requests share one client connection", "Re-using existing connection" in reuse.stderr, reuse.stderr[-300:])
+        pipelined = net.run(net.client, [py, "-c", f"""
+import socket
+s = socket.create_connection(("{POD}", 8080), timeout=10)
+s.sendall(b"GET /status/201 HTTP/1.1\\r\\nHost: a\\r\\n\\r\\nPOST /echo HTTP/1.1\\r\\nHost: a\\r\\nContent-Length: 5\\r\\n\\r\\nhello"
+          b"GET /status/404 HTTP/1.1\\r\\nHost: a\\r\\nConnection: close\\r\\n\\r\\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk: break
+    data += chunk
+import re
+print([code.decode() for code in re.findall(rb"HTTP/1\\.1 (\\d{{3}}) ", data)], b"hello" in data)
+"""])
+        check("HTTP/1.1 pipelining: three requests in one write (one with a body) are answered in order",
+              pipelined.stdout.strip() == "['201', '200', '404'] True", pipelined.stdout + pipelined.stderr)
         code = pod.curl(net.client, "-o", "/dev/null", "-w", "%{http_code}", f"http://{POD}:8099/nothing-listens").stdout
         check("HTTP/1.1 to a port where nothing listens is 502", code == "502", code)
 

@@ -50,7 +50,7 @@ final class DetectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         var bytes = unwrapInboundIn(data)
         buffered?.writeBuffer(&bytes)
         guard let buffered else { return }
-        let result = buffered.withUnsafeReadableBytes { raw in ProtocolDetector.detect(Array(raw)) }
+        let result = buffered.withUnsafeReadableBytes { ProtocolDetector.detect($0) }
         if case .detected(let detected) = result {
             decide(detected, timedOut: false, inputClosed: false, context: context)
         }
@@ -73,7 +73,7 @@ final class DetectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let detected: DetectedProtocol
-        if case .detected(let protocolFound) = buffered.withUnsafeReadableBytes({ ProtocolDetector.detect(Array($0)) }) {
+        if case .detected(let protocolFound) = buffered.withUnsafeReadableBytes({ ProtocolDetector.detect($0) }) {
             detected = protocolFound
         } else {
             detected = .opaque

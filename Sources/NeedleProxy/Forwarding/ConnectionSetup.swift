@@ -126,7 +126,7 @@ final class ConnectionSetup: Sendable {
 
     /// Glues two connected channels on the same event loop, first sending `initial` (bytes read while detecting).
     static func splice(_ client: any Channel, _ upstream: any Channel, initial: ByteBuffer, clientInputClosed: Bool = false) {
-        let (clientGlue, upstreamGlue) = GlueHandler.pair(onFirstRead: { _ in }, onSecondRead: { _ in })
+        let (clientGlue, upstreamGlue) = GlueHandler.pair()
         do {
             try client.pipeline.syncOperations.addHandler(clientGlue)
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
@@ -174,7 +174,7 @@ final class ConnectionSetup: Sendable {
     /// decoder hands the bytes it already read past the 101 to the glue when it is removed.
     static func startTunnel(client: any Channel, encoder: HTTPResponseEncoder, decoder: ByteToMessageHandler<HTTPRequestDecoder>,
                             upstream: UpstreamConnection) {
-        let (clientGlue, upstreamGlue) = GlueHandler.pair(onFirstRead: { _ in }, onSecondRead: { _ in })
+        let (clientGlue, upstreamGlue) = GlueHandler.pair()
         let clientSync = client.pipeline.syncOperations
         let upstreamSync = upstream.channel.pipeline.syncOperations
         do {

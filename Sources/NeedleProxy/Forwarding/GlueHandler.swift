@@ -13,17 +13,12 @@ final class GlueHandler: ChannelDuplexHandler {
     private var pendingRead = false
     private var receivedEOF = false
     private var sentEOF = false
-    /// Bytes this side read (and handed to its partner).
-    private let onRead: (Int) -> Void
+    private init() {}
 
-    private init(onRead: @escaping (Int) -> Void) {
-        self.onRead = onRead
-    }
-
-    /// A connected pair; `onClientBytes` counts bytes from the first channel, `onServerBytes` from the second.
-    static func pair(onFirstRead: @escaping (Int) -> Void, onSecondRead: @escaping (Int) -> Void) -> (GlueHandler, GlueHandler) {
-        let first = GlueHandler(onRead: onFirstRead)
-        let second = GlueHandler(onRead: onSecondRead)
+    /// A connected pair, one handler for each channel. (Bytes are counted by `ByteCounter`, not here.)
+    static func pair() -> (GlueHandler, GlueHandler) {
+        let first = GlueHandler()
+        let second = GlueHandler()
         first.partner = second
         second.partner = first
         return (first, second)
@@ -39,9 +34,7 @@ final class GlueHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        onRead(buffer.readableBytes)
-        partner?.partnerWrite(buffer)
+        partner?.partnerWrite(unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

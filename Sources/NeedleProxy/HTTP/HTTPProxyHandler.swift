@@ -311,6 +311,11 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
+        startQueuedRequests(context: context)
+    }
+
+    /// Starts the pipelined requests that waited for the previous response, in order, until one is in flight.
+    private func startQueuedRequests(context: ChannelHandlerContext) {
         while self.exchange == nil, let part = queued.popFirst() {
             handle(part, in: nil, context: context)
             // Body and end parts of the request just started go to it directly.
@@ -332,13 +337,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         metrics.responseCompleted(status: Int(status.code), since: exchange.started)
         let close = !exchange.requestEnded || closeAfterExchange || draining
         writeError(status, message, requestHead: exchange.requestHead, close: close, context: context)
-        if !close {
-            if queued.isEmpty { setClientReading(true, context: context) } else { finishQueuedAfterError(context: context) }
-        }
-    }
-
-    private func finishQueuedAfterError(context: ChannelHandlerContext) {
-        while self.exchange == nil, let part = queued.popFirst() { handle(part, in: nil, context: context) }
+        if !close { startQueuedRequests(context: context) }
     }
 
     private func writeError(_ status: HTTPResponseStatus, _ message: String, requestHead: HTTPRequestHead, close: Bool,

@@ -1,3 +1,5 @@
+import NeedleContract
+
 /// An HTTP reply the webhook sends, independent of NIO.
 public struct HTTPReply: Equatable, Sendable {
     public var status: Int
@@ -12,17 +14,7 @@ public struct HTTPReply: Equatable, Sendable {
 
     /// An error as a small JSON object, so clients that expect JSON can still read the reason.
     public static func error(_ status: Int, _ message: String) -> HTTPReply {
-        var escaped = ""
-        for scalar in message.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            default:
-                if scalar.value < 0x20 { escaped += " " } else { escaped.unicodeScalars.append(scalar) }
-            }
-        }
-        return HTTPReply(status: status, body: Array("{\"code\":\(status),\"message\":\"\(escaped)\"}\n".utf8))
+        HTTPReply(status: status, body: Array("{\"code\":\(status),\"message\":\(TextOutput.jsonQuoted(message))}\n".utf8))
     }
 
     public static func text(_ status: Int, _ text: String) -> HTTPReply {
