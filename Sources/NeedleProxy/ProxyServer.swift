@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOExtras
 import NeedleContract
 
 /// The three listeners and the shutdown sequence of needle-proxy.
@@ -11,12 +12,13 @@ public final class ProxyServer: Sendable {
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let metrics = ProxyMetrics()
-    private let registry = ConnectionRegistry()
-    private let pools: LoopLocal<UpstreamPool>
+    private let pools: UpstreamPools
     private let setup: ConnectionSetup
+    /// One per forwarding listener: tracks its connections, sends them `ChannelShouldQuiesceEvent` on
+    /// drain, and reports when the last one has closed.
+    private let quiescers: [Direction: ServerQuiescingHelper]
 
     private struct State {
-        var listeners: [any Channel] = []
         var admin: (any Channel)?
         var ready = false
         var draining = false
@@ -31,8 +33,9 @@ public final class ProxyServer: Sendable {
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: environment.workers)
         let connectTimeout = TimeAmount.milliseconds(Int64(max(1, environment.outboundConnectTimeout.milliseconds)))
-        pools = LoopLocal(group: group) { UpstreamPool(eventLoop: $0, connectTimeout: connectTimeout) }
-        setup = ConnectionSetup(environment: environment, metrics: metrics, pools: pools, registry: registry, logger: logger)
+        pools = UpstreamPools(group: group, connectTimeout: connectTimeout)
+        setup = ConnectionSetup(environment: environment, metrics: metrics, pools: pools, logger: logger)
+        quiescers = [.inbound: ServerQuiescingHelper(group: group), .outbound: ServerQuiescingHelper(group: group)]
         (shutdownRequests, shutdownContinuation) = AsyncStream.makeStream(of: String.self)
     }
 
@@ -47,12 +50,9 @@ public final class ProxyServer: Sendable {
     public func run() async throws {
         let admin = try await bindAdmin()
         state.withLockedValue { $0.admin = admin }
-        let inbound = try await bindForwarding(environment.inboundListenAddress, direction: .inbound)
-        let outbound = try await bindForwarding(environment.outboundListenAddress, direction: .outbound)
-        state.withLockedValue {
-            $0.listeners = [inbound, outbound]
-            $0.ready = true
-        }
+        _ = try await bindForwarding(environment.inboundListenAddress, direction: .inbound)
+        _ = try await bindForwarding(environment.outboundListenAddress, direction: .outbound)
+        state.withLockedValue { $0.ready = true }
         logger.info("ready", metadata: [
             "inbound": "\(environment.inboundListenAddress)", "outbound": "\(environment.outboundListenAddress)",
             "admin": "\(environment.adminListenAddress)", "workers": "\(environment.workers)",
@@ -62,32 +62,35 @@ public final class ProxyServer: Sendable {
         await drain(reason: reason)
     }
 
+    /// Stops accepting, asks every connection to finish (HTTP/1 answers get `Connection: close`, HTTP/2
+    /// clients a GOAWAY), and returns as soon as the last one has closed or the grace period is over.
     private func drain(reason: String) async {
+        logger.info("draining", metadata: ["reason": "\(reason)", "grace_period": "\(environment.shutdownGracePeriod)"])
+        state.withLockedValue { $0.draining = true }
+        let allClosed = group.next().makePromise(of: Void.self)
+        let each = quiescers.values.map { quiescer -> EventLoopFuture<Void> in
+            let promise = group.next().makePromise(of: Void.self)
+            quiescer.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }
+        EventLoopFuture.andAllComplete(each, on: group.next()).cascade(to: allClosed)
         let grace = Duration.milliseconds(environment.shutdownGracePeriod.milliseconds)
-        logger.info("draining", metadata: ["reason": "\(reason)", "grace_period": "\(environment.shutdownGracePeriod)",
-                                           "open_connections": "\(registry.count)"])
-        let listeners = state.withLockedValue { state -> [any Channel] in
-            state.draining = true
-            return state.listeners
+        let finished = await withTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask { (try? await allClosed.futureResult.get()) != nil }
+            tasks.addTask {
+                try? await Task.sleep(for: grace)
+                return false
+            }
+            let first = await tasks.next() ?? false
+            tasks.cancelAll()
+            return first
         }
-        for listener in listeners { try? await listener.close() }
-        for channel in registry.all {
-            channel.pipeline.fireUserInboundEventTriggered(ProxyShutdownEvent())
+        if !finished {
+            logger.info("grace period over; closing the remaining connections")
         }
-        let clock = ContinuousClock()
-        let deadline = clock.now + grace
-        while registry.count > 0, clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        let leftover = registry.all
-        if !leftover.isEmpty {
-            logger.info("grace period over; closing remaining connections", metadata: ["count": "\(leftover.count)"])
-        }
-        for channel in leftover { try? await channel.close() }
-        for loop in group.makeIterator() {
-            try? await loop.submit { self.pools.value(on: loop)?.closeIdle() }.get()
-        }
+        await pools.closeIdle()
         if let admin = state.withLockedValue({ $0.admin }) { try? await admin.close() }
+        // Closes whatever is still open.
         try? await group.shutdownGracefully()
         logger.info("stopped")
     }
@@ -95,10 +98,16 @@ public final class ProxyServer: Sendable {
     private func bindForwarding(_ address: ListenAddress, direction: Direction) async throws -> any Channel {
         let setup = self.setup
         let logger = self.logger
+        let quiescer = quiescers[direction]
         return try await ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: logger, direction: direction))
+                    let sync = channel.pipeline.syncOperations
+                    // Out of descriptors (EMFILE/ENFILE), accepting again at once would only fail again:
+                    // pause accepting for a moment and log that once, not once per attempt.
+                    try sync.addHandler(AcceptBackoffHandler(backoffProvider: AcceptFailureLogger.backoff))
+                    try sync.addHandler(AcceptFailureLogger(logger: logger, direction: direction))
+                    if let quiescer { try sync.addHandler(quiescer.makeServerChannelHandler(channel: channel)) }
                 }
             }
             .serverChannelOption(.backlog, value: 1024)
@@ -133,23 +142,3 @@ public final class ProxyServer: Sendable {
             .get()
     }
 }
-
-/// Logs what goes wrong while accepting (descriptor limits, a connection that could not be set up).
-final class AcceptErrorLogger: ChannelInboundHandler {
-    typealias InboundIn = Any
-
-    let logger: Logger
-    let direction: Direction
-
-    init(logger: Logger, direction: Direction) {
-        self.logger = logger
-        self.direction = direction
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.warning("accept failed", metadata: ["direction": "\(direction.rawValue)", "error": "\(error)"])
-    }
-}
-
-@available(*, unavailable)
-extension AcceptErrorLogger: Sendable {}

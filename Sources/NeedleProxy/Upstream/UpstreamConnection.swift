@@ -1,6 +1,5 @@
 import NIOCore
 import NIOHTTP1
-import NeedleContract
 
 /// Receives the parts of the response an upstream connection reads. Always called on its event loop.
 protocol UpstreamDelegate: AnyObject {
@@ -10,13 +9,17 @@ protocol UpstreamDelegate: AnyObject {
 }
 
 /// The last handler of an upstream pipeline (HTTP/1.1 connection or HTTP/2 stream): hands response parts
-/// to whichever exchange currently owns the connection.
+/// to whichever exchange currently owns the connection, and notices when the server closes it.
 final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
 
     weak var delegate: (any UpstreamDelegate)?
+    /// Called once when the server ends its side (FIN) or the connection fails: a pooled connection must
+    /// leave the pool at once rather than be handed to the next request.
+    var onPeerClosed: (() -> Void)?
     private(set) var context: ChannelHandlerContext?
+    private(set) var peerClosed = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -26,15 +29,32 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        markPeerClosed()
         delegate?.upstreamFailed(ChannelError.eof)
         delegate = nil
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        markPeerClosed()
         delegate?.upstreamFailed(error)
         delegate = nil
         context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            // The server sent FIN. A response delimited by the close has already ended (the decoder saw
+            // the EOF first); anything else in flight is cut short. Either way the connection is done.
+            markPeerClosed()
+            if let delegate {
+                self.delegate = nil
+                delegate.upstreamFailed(ChannelError.eof)
+            }
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -47,19 +67,27 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func flush() { context?.flush() }
+
+    private func markPeerClosed() {
+        guard !peerClosed else { return }
+        peerClosed = true
+        onPeerClosed?()
+        onPeerClosed = nil
+    }
 }
 
 @available(*, unavailable)
 extension UpstreamHandler: Sendable {}
 
-/// A channel that can carry one request at a time to the destination.
-final class UpstreamConnection {
+/// A channel that carries one request at a time to the destination (an HTTP/1.1 connection or an HTTP/2 stream).
+final class UpstreamConnection: Hashable {
     let channel: any Channel
     let handler: UpstreamHandler
     /// The HTTP/1.1 codec handlers, removed when the connection becomes a tunnel after a 101.
     var codecHandlers: [any RemovableChannelHandler] = []
     /// True when it came from the pool rather than a fresh connect (a failure on it may be a stale socket).
     var reused = false
+    private var reading = true
 
     init(channel: any Channel, handler: UpstreamHandler) {
         self.channel = channel
@@ -68,10 +96,6 @@ final class UpstreamConnection {
 
     var isWritable: Bool { channel.isWritable }
 
-    private var reading = true
-    /// When the pool last parked it; idle connections older than the pool's timeout are closed.
-    var idleSince: NIODeadline?
-
     func setReading(_ enabled: Bool) {
         guard reading != enabled else { return }
         reading = enabled
@@ -79,15 +103,31 @@ final class UpstreamConnection {
         // HTTP/2 stream channels do not deliver frames they already hold when autoRead is switched back on.
         if enabled { channel.read() }
     }
+
+    static func == (lhs: UpstreamConnection, rhs: UpstreamConnection) -> Bool { lhs === rhs }
+    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }
 
 @available(*, unavailable)
 extension UpstreamConnection: Sendable {}
 
-/// Why an upstream could not be reached; decides between 502 and 504.
+/// Why an upstream could not be reached.
 enum UpstreamFailure: Error {
     case connectTimeout
     case connectFailed(String)
+
+    /// A connect error as the exchange machines see it (504 for a timeout, 502 otherwise).
+    static func classify(_ error: any Error) -> UpstreamUnavailable {
+        if case .connectTimeout = error as? UpstreamFailure { return .connectTimedOut }
+        if let error = error as? ChannelError, case .connectTimeout = error { return .connectTimedOut }
+        return .connectFailed
+    }
+
+    static func wrap(_ error: any Error) -> UpstreamFailure {
+        if let error = error as? UpstreamFailure { return error }
+        if let error = error as? ChannelError, case .connectTimeout = error { return .connectTimeout }
+        return .connectFailed("\(error)")
+    }
 }
 
 /// Hands out upstream connections for HTTP exchanges: pooled HTTP/1.1 connections, or HTTP/2 streams.

@@ -1,0 +1,61 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NeedleContract
+
+/// Opaque TCP: connect to the destination on the client's event loop and splice the two channels.
+struct TCPForwarder {
+    let connectTimeout: TimeAmount
+    let logger: Logger
+
+    /// `initial`: bytes read while detecting; `clientInputClosed`: the client's FIN came during detection.
+    func start(_ client: any Channel, target: ListenAddress, initial: ByteBuffer, clientInputClosed: Bool = false) {
+        let address: SocketAddress
+        do {
+            address = try OriginalDestination.socketAddress(target)
+        } catch {
+            client.close(promise: nil)
+            return
+        }
+        ClientBootstrap(group: client.eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connect(to: address)
+            .assumeIsolated()
+            .whenComplete { [logger] result in
+                switch result {
+                case .success(let upstream):
+                    guard client.isActive else {
+                        upstream.close(promise: nil)
+                        return
+                    }
+                    Self.splice(client, upstream, initial: initial, clientInputClosed: clientInputClosed)
+                case .failure(let error):
+                    // A clean close is all a TCP client can be told.
+                    logger.debug("upstream connect failed", metadata: ["target": "\(target)", "error": "\(error)"])
+                    client.close(promise: nil)
+                }
+            }
+    }
+
+    /// Glues two connected channels on the same event loop, first sending `initial`.
+    static func splice(_ client: any Channel, _ upstream: any Channel, initial: ByteBuffer, clientInputClosed: Bool = false) {
+        let (clientGlue, upstreamGlue) = GlueHandler.pair()
+        do {
+            try client.pipeline.syncOperations.addHandler(clientGlue)
+            try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
+        } catch {
+            client.close(promise: nil)
+            upstream.close(promise: nil)
+            return
+        }
+        upstream.closeFuture.whenComplete { _ in client.close(promise: nil) }
+        if initial.readableBytes > 0 || clientInputClosed {
+            let written = upstream.writeAndFlush(initial)
+            if clientInputClosed { written.whenComplete { _ in upstream.close(mode: .output, promise: nil) } }
+        }
+        try? client.syncOptions?.setOption(.autoRead, value: true)
+        try? upstream.syncOptions?.setOption(.autoRead, value: true)
+    }
+}

@@ -1,0 +1,171 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import NeedleContract
+
+/// For one client HTTP/2 connection: upstream HTTP/2 (h2c) connections, every client stream mapped to a
+/// stream of its own there, so a slow stream never blocks another. Which connection a new stream goes to
+/// is `HTTP2UpstreamSession`'s decision: a connection that failed, closed or sent GOAWAY is replaced.
+final class HTTP2UpstreamProvider: UpstreamProvider {
+    private let eventLoop: any EventLoop
+    private let target: ListenAddress
+    private let connectTimeout: TimeAmount
+    private var session = HTTP2UpstreamSession<ObjectIdentifier>()
+    private var connections: [ObjectIdentifier: (channel: any Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer)] = [:]
+    /// Streams asked for while the connection is being made.
+    private var waiting: [EventLoopPromise<UpstreamConnection>] = []
+
+    init(eventLoop: any EventLoop, target: ListenAddress, connectTimeout: TimeAmount) {
+        self.eventLoop = eventLoop
+        self.target = target
+        self.connectTimeout = connectTimeout
+    }
+
+    func acquireImmediately() -> UpstreamConnection? { nil }
+
+    func acquire() -> EventLoopFuture<UpstreamConnection> {
+        let promise = eventLoop.makePromise(of: UpstreamConnection.self)
+        switch session.streamRequested() {
+        case .open(let id):
+            openStream(on: id, promise: promise)
+        case .wait:
+            waiting.append(promise)
+        case .connect:
+            waiting.append(promise)
+            connect()
+        case .refuse:
+            promise.fail(UpstreamFailure.connectFailed("the client connection is closing"))
+        }
+        return promise.futureResult
+    }
+
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        connection.handler.delegate = nil
+        // A stream that finished cleanly closes itself; one cut short is reset.
+        if !reusable { connection.channel.close(promise: nil) }
+    }
+
+    /// The client connection is gone: so are its upstream connections.
+    func close() {
+        for id in session.shutDown() { connections[id]?.channel.close(promise: nil) }
+        let failed = waiting
+        waiting = []
+        for promise in failed { promise.fail(UpstreamFailure.connectFailed("the client connection closed")) }
+    }
+
+    private func openStream(on id: ObjectIdentifier, promise: EventLoopPromise<UpstreamConnection>) {
+        guard let connection = connections[id] else {
+            promise.fail(UpstreamFailure.connectFailed("upstream HTTP/2 connection is gone"))
+            return
+        }
+        let handlerBox = NIOLoopBound(UpstreamHandler(), eventLoop: eventLoop)
+        let streamPromise = eventLoop.makePromise(of: (any Channel).self)
+        connection.multiplexer.createStreamChannel(promise: streamPromise) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http))
+                try stream.pipeline.syncOperations.addHandler(handlerBox.value)
+            }
+        }
+        session.streamOpened(on: id)
+        streamPromise.futureResult.assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let stream):
+                stream.closeFuture.assumeIsolated().whenComplete { [self] _ in
+                    if session.streamClosed(on: id) { connections[id]?.channel.close(promise: nil) }
+                }
+                promise.assumeIsolated().succeed(UpstreamConnection(channel: stream, handler: handlerBox.value))
+            case .failure(let error):
+                if session.streamClosed(on: id) { connections[id]?.channel.close(promise: nil) }
+                promise.fail(UpstreamFailure.connectFailed("cannot open an upstream stream: \(error)"))
+            }
+        }
+    }
+
+    private func connect() {
+        let address: SocketAddress
+        do {
+            address = try OriginalDestination.socketAddress(target)
+        } catch {
+            connectFinished(.failure(UpstreamFailure.connectFailed("\(error)")))
+            return
+        }
+        let multiplexerBox = NIOLoopBoundBox<NIOHTTP2Handler.StreamMultiplexer?>(nil, eventLoop: eventLoop)
+        let goAwayWatcher = NIOLoopBound(GoAwayWatcher(), eventLoop: eventLoop)
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    multiplexerBox.value = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client,
+                        connectionConfiguration: .init(),
+                        streamConfiguration: .init()
+                    ) { pushed in
+                        // Servers may not push to a client that never enabled it; refuse any stream they open.
+                        pushed.close()
+                    }
+                    try channel.pipeline.syncOperations.addHandler(goAwayWatcher.value)
+                }
+            }
+            .connect(to: address)
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    guard let multiplexer = multiplexerBox.value else {
+                        channel.close(promise: nil)
+                        connectFinished(.failure(UpstreamFailure.connectFailed("HTTP/2 pipeline not configured")))
+                        return
+                    }
+                    let id = ObjectIdentifier(channel)
+                    goAwayWatcher.value.onGoAway = { [self] in
+                        if session.goAwayReceived(on: id) { connections[id]?.channel.close(promise: nil) }
+                    }
+                    channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
+                        session.connectionClosed(id)
+                        connections[id] = nil
+                    }
+                    connections[id] = (channel, multiplexer)
+                    connectFinished(.success(id))
+                case .failure(let error):
+                    connectFinished(.failure(UpstreamFailure.wrap(error)))
+                }
+            }
+    }
+
+    private func connectFinished(_ result: Result<ObjectIdentifier, UpstreamFailure>) {
+        let promises = waiting
+        waiting = []
+        switch result {
+        case .success(let id):
+            guard session.connected(id) else {
+                connections[id]?.channel.close(promise: nil)
+                for promise in promises { promise.fail(UpstreamFailure.connectFailed("the client connection closed")) }
+                return
+            }
+            for promise in promises { openStream(on: id, promise: promise) }
+        case .failure(let error):
+            session.connectFailed()
+            for promise in promises { promise.fail(error) }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HTTP2UpstreamProvider: Sendable {}
+
+/// Sits after the HTTP/2 handler of an upstream connection, where connection-level frames arrive, and
+/// reports a GOAWAY from the server.
+final class GoAwayWatcher: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+
+    var onGoAway: (() -> Void)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .goAway = unwrapInboundIn(data).payload { onGoAway?() }
+    }
+}
+
+@available(*, unavailable)
+extension GoAwayWatcher: Sendable {}

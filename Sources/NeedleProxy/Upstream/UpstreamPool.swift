@@ -1,0 +1,167 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NeedleContract
+
+/// Keep-alive HTTP/1.1 connections to destinations, for one event loop (used only there, so no locks).
+/// The rules are `UpstreamPoolState`'s; this class makes, watches and closes the connections.
+/// The idle cap is generous on purpose: a cap below the client concurrency closes and reopens connections
+/// on every burst, and each reconnect leaves a TIME_WAIT that makes the next connect() slower (the
+/// benchmark showed system time per request rising fourfold).
+final class UpstreamPool {
+    let eventLoop: any EventLoop
+    let connectTimeout: TimeAmount
+    private var state: UpstreamPoolState<ListenAddress, UpstreamConnection, EventLoopPromise<UpstreamConnection>>
+    private(set) var openConnections = 0
+    /// One repeating sweep per pool closes connections idle for too long (cheaper than a timer per request).
+    private var sweeper: RepeatedTask?
+
+    init(eventLoop: any EventLoop, connectTimeout: TimeAmount, limits: UpstreamPoolState<ListenAddress, UpstreamConnection, EventLoopPromise<UpstreamConnection>>.Limits = .init()) {
+        self.eventLoop = eventLoop
+        self.connectTimeout = connectTimeout
+        self.state = UpstreamPoolState(limits: limits)
+    }
+
+    func provider(for target: ListenAddress) -> PooledProvider {
+        PooledProvider(pool: self, target: target)
+    }
+
+    func checkoutIdle(_ target: ListenAddress) -> UpstreamConnection? {
+        guard let connection = state.takeIdle(target) else { return nil }
+        connection.reused = true
+        return connection
+    }
+
+    func checkout(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
+        let promise = eventLoop.makePromise(of: UpstreamConnection.self)
+        switch state.acquire(target, waiter: promise) {
+        case .use(let connection):
+            connection.reused = true
+            promise.assumeIsolated().succeed(connection)
+        case .connect:
+            connect(target, for: promise)
+        case .wait:
+            break
+        }
+        return promise.futureResult
+    }
+
+    func checkin(_ connection: UpstreamConnection, target: ListenAddress, reusable: Bool) {
+        connection.handler.delegate = nil
+        let reusable = reusable && !connection.handler.peerClosed && connection.channel.isActive
+        switch state.release(target, connection, reusable: reusable, now: .now()) {
+        case .park:
+            connection.setReading(true)  // to notice a server-side close while idle
+            startSweeper()
+        case .close(let connection):
+            connection.channel.close(promise: nil)
+        case .handOver(let connection, let waiter):
+            connection.reused = true
+            waiter.assumeIsolated().succeed(connection)
+        case .closeAndConnect(let connection, let waiter):
+            connection.channel.close(promise: nil)
+            connect(target, for: waiter)
+        }
+    }
+
+    /// Closes every idle connection (shutdown).
+    func closeIdle() {
+        for connection in state.removeAllIdle() { connection.channel.close(promise: nil) }
+        sweeper?.cancel()
+        sweeper = nil
+    }
+
+    var idleConnections: Int { state.idleCount }
+
+    private func startSweeper() {
+        guard sweeper == nil else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let interval = TimeAmount.nanoseconds(max(state.limits.idleTimeout.nanoseconds / 4, 1_000_000))
+        sweeper = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            loopBound.value.sweep()
+        }
+    }
+
+    private func sweep() {
+        for connection in state.sweep(now: .now()) { connection.channel.close(promise: nil) }
+    }
+
+    private func connect(_ target: ListenAddress, for promise: EventLoopPromise<UpstreamConnection>) {
+        makeConnection(target).assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let connection):
+                state.connected(target)
+                promise.assumeIsolated().succeed(connection)
+            case .failure(let error):
+                promise.fail(error)
+                if let next = state.connectFailed(target) { connect(target, for: next) }
+            }
+        }
+    }
+
+    private func makeConnection(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
+        let address: SocketAddress
+        do {
+            address = try OriginalDestination.socketAddress(target)
+        } catch {
+            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("\(error)"))
+        }
+        let handlerBox = NIOLoopBound(UpstreamHandler(), eventLoop: eventLoop)
+        let codecBox = NIOLoopBound(
+            [HTTPRequestEncoder(),
+             ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward))]
+                as [any RemovableChannelHandler],
+            eventLoop: eventLoop)
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // Encoder before decoder: the decoder watches outgoing request heads to parse HEAD responses.
+                    try channel.pipeline.syncOperations.addHandlers(codecBox.value)
+                    try channel.pipeline.syncOperations.addHandler(handlerBox.value)
+                }
+            }
+            .connect(to: address)
+            .assumeIsolated()
+            .flatMapErrorThrowing { error in throw UpstreamFailure.wrap(error) }
+            .map { [self] channel in
+                let connection = UpstreamConnection(channel: channel, handler: handlerBox.value)
+                connection.codecHandlers = codecBox.value
+                openConnections += 1
+                connection.handler.onPeerClosed = { [self] in
+                    if state.idleConnectionClosed(target, connection) { connection.channel.close(promise: nil) }
+                }
+                channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
+                    openConnections -= 1
+                    _ = state.idleConnectionClosed(target, connection)
+                }
+                return connection
+            }
+            .nonisolated()
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamPool: Sendable {}
+
+final class PooledProvider: UpstreamProvider {
+    let pool: UpstreamPool
+    let target: ListenAddress
+
+    init(pool: UpstreamPool, target: ListenAddress) {
+        self.pool = pool
+        self.target = target
+    }
+
+    func acquire() -> EventLoopFuture<UpstreamConnection> { pool.checkout(target) }
+    func acquireImmediately() -> UpstreamConnection? { pool.checkoutIdle(target) }
+
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        pool.checkin(connection, target: target, reusable: reusable)
+    }
+}
+
+@available(*, unavailable)
+extension PooledProvider: Sendable {}
