@@ -103,10 +103,8 @@ public final class ProxyServer: Sendable {
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    // Out of descriptors (EMFILE/ENFILE), accepting again at once would only fail again:
-                    // pause accepting for a moment and log that once, not once per attempt.
-                    try sync.addHandler(AcceptBackoffHandler(backoffProvider: AcceptFailureLogger.backoff))
-                    try sync.addHandler(AcceptFailureLogger(logger: logger, direction: direction))
+                    // Out of descriptors, accepting again at once would only fail again: pause, log once.
+                    try sync.addHandler(AcceptFailureHandler(logger: logger, direction: direction))
                     if let quiescer { try sync.addHandler(quiescer.makeServerChannelHandler(channel: channel)) }
                 }
             }
