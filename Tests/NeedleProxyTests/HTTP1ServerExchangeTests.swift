@@ -237,12 +237,44 @@ struct HTTP1ServerExchangeTests {
         m.requestHead(request(.POST, "/", [("transfer-encoding", "chunked")]), now: .now())
         m.upstreamAcquired(1, "u1", reused: false, writable: true)
         _ = m.drain()
-        m.requestMalformed(status: .badRequest, reason: "bad chunk")
+        m.requestMalformed(status: .badRequest, reason: "bad chunk", now: .now())
         #expect(m.drain() == ["release u1 closed", "count-response 400", "error 400 close"])
 
         var idle = Machine()
-        idle.requestMalformed(status: .requestHeaderFieldsTooLarge, reason: "too big")
-        #expect(idle.drain() == ["error 431 close"])
+        idle.requestMalformed(status: .requestHeaderFieldsTooLarge, reason: "too big", now: .now())
+        #expect(idle.drain() == ["count-request", "count-response 431", "error 431 close"])
+    }
+
+    @Test("a parse error in a pipelined request: the request in flight is still answered, then the connection closes")
+    func malformedPipelined() {
+        var m = Machine()
+        inFlightGET(&m)
+        m.requestHead(request(.GET, "/queued"), now: .now())
+        m.requestEnd(nil)
+        m.requestMalformed(status: .badRequest, reason: "bad header", now: .now())
+        #expect(m.drain() == [], "the GET in flight keeps its upstream")
+        m.responseHead(response(200))
+        m.responseEnd(nil)
+        #expect(m.drain() == ["respond head 200 connection=close", "count-response 200", "release u1 reusable", "respond end then close"])
+    }
+
+    @Test("a pipelined request's latency counts from its arrival, not from when its turn came")
+    func queuedLatency() {
+        var m = Machine()
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        m.requestHead(request(.GET, "/first"), now: t0)
+        m.requestEnd(nil)
+        m.upstreamAcquired(1, "u1", reused: false, writable: true)
+        m.requestHead(request(.GET, "/second"), now: t0 + .milliseconds(1))
+        m.requestEnd(nil)
+        m.responseHead(response(200))
+        m.responseEnd(nil)
+        m.upstreamUnavailable(2, .connectFailed)
+        var started: [NIODeadline] = []
+        while let action = m.nextAction() {
+            if case .countResponse(_, let start) = action { started.append(start) }
+        }
+        #expect(started == [t0, t0 + .milliseconds(1)])
     }
 
     @Test("an upstream that arrives after the client left goes back to the pool")

@@ -68,9 +68,9 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
         }
         if case .headerOverflow = parserError {
             machine.requestMalformed(status: .requestHeaderFieldsTooLarge,
-                                     reason: "request header block over \(HTTPLimits.maximumHeaderBytes) bytes")
+                                     reason: "request header block over \(HTTPLimits.maximumHeaderBytes) bytes", now: .now())
         } else {
-            machine.requestMalformed(status: .badRequest, reason: "malformed HTTP request (\(parserError))")
+            machine.requestMalformed(status: .badRequest, reason: "malformed HTTP request (\(parserError))", now: .now())
         }
         perform()
     }

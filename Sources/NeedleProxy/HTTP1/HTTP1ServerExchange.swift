@@ -52,19 +52,15 @@ struct HTTP1ServerExchange<Upstream> {
         let method: HTTPMethod
         let upgrade: String?
         let started: NIODeadline
-        /// What is sent upstream, kept for the one retry while no body was sent.
+        /// What is sent upstream first, and again for the one retry while no body was sent.
         let upstreamHead: HTTPRequestHead
         var requestEnded = false
         var sentBody = false
         var retried = false
-        var upstream: UpstreamLink
+        var upstream = UpstreamLink<Upstream>.connecting
+        /// The upstream came from the pool (a failure on it may be a stale keep-alive connection).
+        var reusedUpstream = false
         var response: ResponseProgress = .awaitingHead
-    }
-
-    private enum UpstreamLink {
-        /// Parts wait here while the connection is being made.
-        case acquiring(pending: [HTTPClientRequestPart], pendingBytes: Int)
-        case attached(Upstream, reused: Bool, writable: Bool)
     }
 
     private enum ResponseProgress {
@@ -80,13 +76,26 @@ struct HTTP1ServerExchange<Upstream> {
         case done
     }
 
+    /// A part of a pipelined request waiting for the responses before it; a head keeps its arrival time,
+    /// so its latency includes the wait.
+    private enum QueuedPart {
+        case head(HTTPRequestHead, arrived: NIODeadline)
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+
+        var isHead: Bool {
+            if case .head = self { return true }
+            return false
+        }
+    }
+
     /// Parts of pipelined requests held before the client is asked to stop sending.
     static var maximumQueuedParts: Int { 64 }
     /// Request bytes held while the upstream connection is being made, before the client is paused.
     static var maximumPendingBytes: Int { 256 * 1024 }
 
     private var exchange: Exchange?
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var queued = CircularBuffer<QueuedPart>()
     private var persistence = Persistence.keepAlive
     private var nextID: ExchangeID = 1
     private var clientReading = true
@@ -104,18 +113,18 @@ struct HTTP1ServerExchange<Upstream> {
 
     mutating func requestHead(_ head: HTTPRequestHead, now: NIODeadline) {
         guard persistence != .done else { return }
-        if exchange != nil || !queued.isEmpty {
-            enqueue(.head(head))
-        } else {
+        if isIdle {
             start(head, now: now)
+        } else {
+            enqueue(.head(head, arrived: now))
         }
     }
 
     mutating func requestBody(_ buffer: ByteBuffer) {
         guard persistence != .done else { return }
-        if queued.isEmpty, let current = exchange, !current.requestEnded {
+        if takesRequestParts {
             deliverBody(buffer)
-        } else if exchange != nil || !queued.isEmpty {
+        } else if !isIdle {
             enqueue(.body(buffer))
         }
         // Otherwise the part belongs to a request that was already answered and closed: drop it.
@@ -123,24 +132,34 @@ struct HTTP1ServerExchange<Upstream> {
 
     mutating func requestEnd(_ trailers: HTTPHeaders?) {
         guard persistence != .done else { return }
-        if queued.isEmpty, let current = exchange, !current.requestEnded {
+        if takesRequestParts {
             deliverEnd(trailers)
-        } else if exchange != nil || !queued.isEmpty {
+        } else if !isIdle {
             enqueue(.end(trailers))
         }
     }
 
     /// The request could not be parsed (malformed or smuggling framing, or a header block over the limit).
-    mutating func requestMalformed(status: HTTPResponseStatus, reason: String) {
+    mutating func requestMalformed(status: HTTPResponseStatus, reason: String, now: NIODeadline) {
         guard persistence != .done else { return }
-        persistence = .done
-        queued.removeAll()
         guard let current = exchange else {
+            persistence = .done
+            actions.append(.countRequest)
+            actions.append(.countResponse(status: Int(status.code), started: now))
             actions.append(.respondWithError(status, reason: reason, version: .http1_1, close: true))
             return
         }
+        if current.requestEnded || !queued.isEmpty {
+            // The error is in a later, pipelined request: the one in flight is still answered, then the
+            // connection closes. The requests queued behind it get no answer, which tells the client to
+            // send them again on a new connection.
+            persistence = .closeAfterExchange
+            queued.removeAll()
+            return
+        }
+        persistence = .done
         exchange = nil
-        if case .attached(let upstream, _, _) = current.upstream {
+        if let upstream = current.upstream.upstream {
             actions.append(.releaseUpstream(upstream, reusable: false))
         }
         if case .awaitingHead = current.response {
@@ -165,14 +184,13 @@ struct HTTP1ServerExchange<Upstream> {
 
     /// The client's read burst is over: what was forwarded upstream goes out in one flush.
     mutating func clientReadComplete() {
-        guard queued.isEmpty, let current = exchange, !current.requestEnded,
-              case .attached(let upstream, _, _) = current.upstream else { return }
+        guard takesRequestParts, let upstream = exchange?.upstream.upstream else { return }
         actions.append(.flushUpstream(upstream))
     }
 
     mutating func clientWritabilityChanged(_ writable: Bool) {
         clientWritable = writable
-        guard let current = exchange, case .attached(let upstream, _, _) = current.upstream else { return }
+        guard let upstream = exchange?.upstream.upstream else { return }
         actions.append(.setUpstreamReading(upstream, writable))
     }
 
@@ -181,7 +199,7 @@ struct HTTP1ServerExchange<Upstream> {
         queued.removeAll()
         guard let current = exchange else { return }
         exchange = nil
-        if case .attached(let upstream, _, _) = current.upstream {
+        if let upstream = current.upstream.upstream {
             actions.append(.releaseUpstream(upstream, reusable: false))
         }
         actions.append(.countResponse(status: nil, started: current.started))
@@ -190,14 +208,15 @@ struct HTTP1ServerExchange<Upstream> {
     // MARK: Upstream events
 
     mutating func upstreamAcquired(_ id: ExchangeID, _ upstream: Upstream, reused: Bool, writable: Bool) {
-        guard var current = exchange, current.id == id, case .acquiring(let pending, _) = current.upstream
-        else {
+        guard var current = exchange, current.id == id, case .acquiring(let pending, _) = current.upstream else {
             // Nobody wants it any more; nothing was written to it, so it can serve someone else.
             actions.append(.releaseUpstream(upstream, reusable: true))
             return
         }
-        current.upstream = .attached(upstream, reused: reused, writable: writable)
+        current.upstream = .attached(upstream, writable: writable)
+        current.reusedUpstream = reused
         exchange = current
+        actions.append(.sendUpstream(upstream, .head(current.upstreamHead)))
         for part in pending { actions.append(.sendUpstream(upstream, part)) }
         actions.append(.flushUpstream(upstream))
         actions.append(.setUpstreamReading(upstream, clientWritable))
@@ -205,7 +224,7 @@ struct HTTP1ServerExchange<Upstream> {
     }
 
     mutating func upstreamUnavailable(_ id: ExchangeID, _ why: UpstreamUnavailable) {
-        guard let current = exchange, current.id == id, case .acquiring = current.upstream else { return }
+        guard let current = exchange, current.id == id, current.upstream.isAcquiring else { return }
         switch why {
         case .connectTimedOut: failBeforeResponse(.gatewayTimeout, reason: "upstream connect timed out")
         case .connectFailed: failBeforeResponse(.badGateway, reason: "upstream connection failed")
@@ -213,14 +232,14 @@ struct HTTP1ServerExchange<Upstream> {
     }
 
     mutating func upstreamWritabilityChanged(_ writable: Bool) {
-        guard var current = exchange, case .attached(let upstream, let reused, _) = current.upstream else { return }
-        current.upstream = .attached(upstream, reused: reused, writable: writable)
+        guard var current = exchange, let upstream = current.upstream.upstream else { return }
+        current.upstream = .attached(upstream, writable: writable)
         exchange = current
         if !current.requestEnded { setClientReading(writable) }
     }
 
     mutating func responseHead(_ head: HTTPResponseHead) {
-        guard var current = exchange, case .attached = current.upstream, case .awaitingHead = current.response else { return }
+        guard var current = exchange, !current.upstream.isAcquiring, case .awaitingHead = current.response else { return }
         var (headers, _) = HeaderFilter.forwardable(head.headers)
         let code = Int(head.status.code)
         if (100..<200).contains(code) && code != 101 {
@@ -250,7 +269,7 @@ struct HTTP1ServerExchange<Upstream> {
     }
 
     mutating func responseEnd(_ trailers: HTTPHeaders?) {
-        guard let current = exchange, case .attached(let upstream, _, _) = current.upstream,
+        guard let current = exchange, let upstream = current.upstream.upstream,
               case .streaming(let status, let upstreamKeepAlive, let switching) = current.response
         else { return }
         exchange = nil
@@ -277,22 +296,8 @@ struct HTTP1ServerExchange<Upstream> {
 
     /// The upstream connection closed or failed while this exchange used it.
     mutating func upstreamClosed() {
-        guard var current = exchange, case .attached(let upstream, let reused, _) = current.upstream else { return }
-        if case .awaitingHead = current.response, canRetry(current, reused: reused) {
-            // A pooled keep-alive connection the server had closed in the meantime: a race every HTTP/1.1
-            // client meets. A request with no body and no response yet is safe to send again, once.
-            current.retried = true
-            var pending: [HTTPClientRequestPart] = [.head(current.upstreamHead)]
-            if current.requestEnded { pending.append(.end(nil)) }
-            current.upstream = .acquiring(pending: pending, pendingBytes: 0)
-            exchange = current
-            actions.append(.releaseUpstream(upstream, reusable: false))
-            actions.append(.acquireUpstream(current.id))
-            return
-        }
-        if case .awaitingHead = current.response {
-            failBeforeResponse(.badGateway, reason: "upstream closed the connection")
-        } else {
+        guard var current = exchange, let upstream = current.upstream.upstream else { return }
+        guard case .awaitingHead = current.response else {
             // Part of the response is out: all that is honest now is to cut the client off.
             exchange = nil
             persistence = .done
@@ -300,10 +305,28 @@ struct HTTP1ServerExchange<Upstream> {
             actions.append(.releaseUpstream(upstream, reusable: false))
             actions.append(.countResponse(status: nil, started: current.started))
             actions.append(.close)
+            return
         }
+        guard canRetry(current) else {
+            failBeforeResponse(.badGateway, reason: "upstream closed the connection")
+            return
+        }
+        // A pooled keep-alive connection the server had closed in the meantime: a race every HTTP/1.1
+        // client meets. A request with no body and no response yet is safe to send again, once.
+        current.retried = true
+        current.upstream = .acquiring(pending: current.requestEnded ? [.end(nil)] : [], pendingBytes: 0)
+        exchange = current
+        actions.append(.releaseUpstream(upstream, reusable: false))
+        actions.append(.acquireUpstream(current.id))
     }
 
     // MARK: Internals
+
+    /// Request parts go to the exchange in flight (rather than the queue) while its request is unfinished.
+    private var takesRequestParts: Bool {
+        guard queued.isEmpty, let current = exchange else { return false }
+        return !current.requestEnded
+    }
 
     private mutating func closeAfterExchange() {
         guard persistence != .done else { return }
@@ -317,14 +340,12 @@ struct HTTP1ServerExchange<Upstream> {
     private mutating func deliverBody(_ buffer: ByteBuffer) {
         guard var current = exchange else { return }
         current.sentBody = true
-        switch current.upstream {
-        case .attached(let upstream, _, let writable):
-            actions.append(.sendUpstream(upstream, .body(.byteBuffer(buffer))))
+        let part = HTTPClientRequestPart.body(.byteBuffer(buffer))
+        switch current.upstream.forward(part) {
+        case .send(let upstream, let writable):
+            actions.append(.sendUpstream(upstream, part))
             if !writable { setClientReading(false) }
-        case .acquiring(var pending, var bytes):
-            pending.append(.body(.byteBuffer(buffer)))
-            bytes += buffer.readableBytes
-            current.upstream = .acquiring(pending: pending, pendingBytes: bytes)
+        case .held(let bytes):
             if bytes > Self.maximumPendingBytes { setClientReading(false) }
         }
         exchange = current
@@ -333,18 +354,14 @@ struct HTTP1ServerExchange<Upstream> {
     private mutating func deliverEnd(_ trailers: HTTPHeaders?) {
         guard var current = exchange else { return }
         current.requestEnded = true
-        switch current.upstream {
-        case .attached(let upstream, _, _):
+        if case .send(let upstream, _) = current.upstream.forward(.end(trailers)) {
             actions.append(.sendUpstream(upstream, .end(trailers)))
             actions.append(.flushUpstream(upstream))
-        case .acquiring(var pending, let bytes):
-            pending.append(.end(trailers))
-            current.upstream = .acquiring(pending: pending, pendingBytes: bytes)
         }
         exchange = current
     }
 
-    private mutating func enqueue(_ part: HTTPServerRequestPart) {
+    private mutating func enqueue(_ part: QueuedPart) {
         queued.append(part)
         if queued.count >= Self.maximumQueuedParts { setClientReading(false) }
     }
@@ -361,16 +378,15 @@ struct HTTP1ServerExchange<Upstream> {
         }
         let (headers, upgrade) = HeaderFilter.forwardable(head.headers)
         if !head.isKeepAlive { persistence = .closeAfterExchange }
-        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
         let id = nextID
         nextID &+= 1
         exchange = Exchange(id: id, version: head.version, method: head.method, upgrade: upgrade, started: now,
-                            upstreamHead: upstreamHead, upstream: .acquiring(pending: [.head(upstreamHead)], pendingBytes: 0))
+                            upstreamHead: HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers))
         actions.append(.acquireUpstream(id))
     }
 
-    private func canRetry(_ exchange: Exchange, reused: Bool) -> Bool {
-        guard reused, !exchange.retried, !exchange.sentBody, exchange.upgrade == nil else { return false }
+    private func canRetry(_ exchange: Exchange) -> Bool {
+        guard exchange.reusedUpstream, !exchange.retried, !exchange.sentBody, exchange.upgrade == nil else { return false }
         switch exchange.method {
         case .GET, .HEAD, .OPTIONS: return true
         default: return false
@@ -380,7 +396,7 @@ struct HTTP1ServerExchange<Upstream> {
     private mutating func failBeforeResponse(_ status: HTTPResponseStatus, reason: String) {
         guard let current = exchange else { return }
         exchange = nil
-        if case .attached(let upstream, _, _) = current.upstream {
+        if let upstream = current.upstream.upstream {
             actions.append(.releaseUpstream(upstream, reusable: false))
         }
         actions.append(.countResponse(status: Int(status.code), started: current.started))
@@ -396,29 +412,23 @@ struct HTTP1ServerExchange<Upstream> {
         }
     }
 
-    /// Starts the pipelined requests that waited for the previous response, until one is in flight.
+    /// Starts the pipelined requests that waited for the previous response, until one is in flight. The
+    /// queue always begins with a head: parts are queued only behind a request whose end has arrived.
     private mutating func startQueuedRequests() {
-        while exchange == nil, persistence == .keepAlive, let part = queued.popFirst() {
-            switch part {
-            case .head(let head): start(head, now: .now())
-            case .body, .end: continue  // parts of a request that was answered before it ended; never forwarded
-            }
-            // The body and end of the request just started go to it directly.
-            while exchange != nil, let next = queued.first {
-                if case .head = next { break }
-                _ = queued.popFirst()
-                switch next {
-                case .body(let buffer): deliverBody(buffer)
-                case .end(let trailers): deliverEnd(trailers)
-                case .head: break
-                }
+        while exchange == nil, persistence == .keepAlive, case .head(let head, let arrived)? = queued.first {
+            queued.removeFirst()
+            start(head, now: arrived)
+            while exchange != nil, let next = queued.first, !next.isHead {
+                queued.removeFirst()
+                if case .body(let buffer) = next { deliverBody(buffer) }
+                if case .end(let trailers) = next { deliverEnd(trailers) }
             }
         }
-        if persistence != .keepAlive { return }
+        guard persistence == .keepAlive else { return }
         if exchange == nil {
             setClientReading(true)
             actions.append(.awaitRequestHead)
-        } else if queued.count < Self.maximumQueuedParts, !clientReading, exchange?.requestEnded == true {
+        } else if queued.count < Self.maximumQueuedParts, exchange?.requestEnded == true {
             setClientReading(true)
         }
     }

@@ -29,14 +29,10 @@ struct HTTP2StreamExchange<Upstream> {
     private struct Exchange {
         let version: HTTPVersion
         let started: NIODeadline
+        let upstreamHead: HTTPRequestHead
         var requestEnded = false
-        var upstream: UpstreamLink
+        var upstream = UpstreamLink<Upstream>.connecting
         var responseStatus: Int?
-    }
-
-    private enum UpstreamLink {
-        case acquiring(pending: [HTTPClientRequestPart], pendingBytes: Int)
-        case attached(Upstream, writable: Bool)
     }
 
     static var maximumPendingBytes: Int { 256 * 1024 }
@@ -56,21 +52,19 @@ struct HTTP2StreamExchange<Upstream> {
         guard case .awaitingRequest = state else { return }
         let (headers, _) = HeaderFilter.forwardable(head.headers)
         let upstreamHead = HTTPRequestHead(version: head.version, method: head.method, uri: head.uri, headers: headers)
-        state = .active(Exchange(version: head.version, started: now, upstream: .acquiring(pending: [.head(upstreamHead)], pendingBytes: 0)))
+        state = .active(Exchange(version: head.version, started: now, upstreamHead: upstreamHead))
         actions.append(.countRequest)
         actions.append(.acquireUpstream)
     }
 
     mutating func requestBody(_ buffer: ByteBuffer) {
         guard case .active(var exchange) = state, !exchange.requestEnded else { return }
-        switch exchange.upstream {
-        case .attached(let upstream, let writable):
-            actions.append(.sendUpstream(upstream, .body(.byteBuffer(buffer))))
+        let part = HTTPClientRequestPart.body(.byteBuffer(buffer))
+        switch exchange.upstream.forward(part) {
+        case .send(let upstream, let writable):
+            actions.append(.sendUpstream(upstream, part))
             if !writable { setClientReading(false) }
-        case .acquiring(var pending, var bytes):
-            pending.append(.body(.byteBuffer(buffer)))
-            bytes += buffer.readableBytes
-            exchange.upstream = .acquiring(pending: pending, pendingBytes: bytes)
+        case .held(let bytes):
             if bytes > Self.maximumPendingBytes { setClientReading(false) }
         }
         state = .active(exchange)
@@ -79,25 +73,21 @@ struct HTTP2StreamExchange<Upstream> {
     mutating func requestEnd(_ trailers: HTTPHeaders?) {
         guard case .active(var exchange) = state, !exchange.requestEnded else { return }
         exchange.requestEnded = true
-        switch exchange.upstream {
-        case .attached(let upstream, _):
+        if case .send(let upstream, _) = exchange.upstream.forward(.end(trailers)) {
             actions.append(.sendUpstream(upstream, .end(trailers)))
             actions.append(.flushUpstream(upstream))
-        case .acquiring(var pending, let bytes):
-            pending.append(.end(trailers))
-            exchange.upstream = .acquiring(pending: pending, pendingBytes: bytes)
         }
         state = .active(exchange)
     }
 
     mutating func clientReadComplete() {
-        guard case .active(let exchange) = state, !exchange.requestEnded, case .attached(let upstream, _) = exchange.upstream else { return }
+        guard case .active(let exchange) = state, !exchange.requestEnded, let upstream = exchange.upstream.upstream else { return }
         actions.append(.flushUpstream(upstream))
     }
 
     mutating func clientWritabilityChanged(_ writable: Bool) {
         clientWritable = writable
-        guard case .active(let exchange) = state, case .attached(let upstream, _) = exchange.upstream else { return }
+        guard case .active(let exchange) = state, let upstream = exchange.upstream.upstream else { return }
         actions.append(.setUpstreamReading(upstream, writable))
     }
 
@@ -108,7 +98,7 @@ struct HTTP2StreamExchange<Upstream> {
             return
         }
         state = .finished
-        if case .attached(let upstream, _) = exchange.upstream {
+        if let upstream = exchange.upstream.upstream {
             actions.append(.releaseUpstream(upstream, reusable: false))
         }
         actions.append(.countResponse(status: nil, started: exchange.started))
@@ -123,6 +113,7 @@ struct HTTP2StreamExchange<Upstream> {
         }
         exchange.upstream = .attached(upstream, writable: writable)
         state = .active(exchange)
+        actions.append(.sendUpstream(upstream, .head(exchange.upstreamHead)))
         for part in pending { actions.append(.sendUpstream(upstream, part)) }
         actions.append(.flushUpstream(upstream))
         actions.append(.setUpstreamReading(upstream, clientWritable))
@@ -130,7 +121,7 @@ struct HTTP2StreamExchange<Upstream> {
     }
 
     mutating func upstreamUnavailable(_ why: UpstreamUnavailable) {
-        guard case .active(let exchange) = state, case .acquiring = exchange.upstream else { return }
+        guard case .active(let exchange) = state, exchange.upstream.isAcquiring else { return }
         switch why {
         case .connectTimedOut: fail(exchange, .gatewayTimeout, reason: "upstream connect timed out")
         case .connectFailed: fail(exchange, .badGateway, reason: "upstream connection failed")
@@ -138,14 +129,14 @@ struct HTTP2StreamExchange<Upstream> {
     }
 
     mutating func upstreamWritabilityChanged(_ writable: Bool) {
-        guard case .active(var exchange) = state, case .attached(let upstream, _) = exchange.upstream else { return }
+        guard case .active(var exchange) = state, let upstream = exchange.upstream.upstream else { return }
         exchange.upstream = .attached(upstream, writable: writable)
         state = .active(exchange)
         if !exchange.requestEnded { setClientReading(writable) }
     }
 
     mutating func responseHead(_ head: HTTPResponseHead) {
-        guard case .active(var exchange) = state, case .attached = exchange.upstream, exchange.responseStatus == nil else { return }
+        guard case .active(var exchange) = state, !exchange.upstream.isAcquiring, exchange.responseStatus == nil else { return }
         let (headers, _) = HeaderFilter.forwardable(head.headers)
         let forwarded = HTTPResponseHead(version: exchange.version, status: head.status, headers: headers)
         if (100..<200).contains(Int(head.status.code)) {
@@ -163,7 +154,7 @@ struct HTTP2StreamExchange<Upstream> {
     }
 
     mutating func responseEnd(_ trailers: HTTPHeaders?) {
-        guard case .active(let exchange) = state, case .attached(let upstream, _) = exchange.upstream,
+        guard case .active(let exchange) = state, let upstream = exchange.upstream.upstream,
               let status = exchange.responseStatus else { return }
         state = .finished
         actions.append(.respond(.end(trailers), flush: true))
@@ -173,7 +164,7 @@ struct HTTP2StreamExchange<Upstream> {
 
     /// The upstream stream was reset or its connection went away.
     mutating func upstreamClosed() {
-        guard case .active(let exchange) = state, case .attached(let upstream, _) = exchange.upstream else { return }
+        guard case .active(let exchange) = state, let upstream = exchange.upstream.upstream else { return }
         if exchange.responseStatus == nil {
             fail(exchange, .badGateway, reason: "upstream closed the stream")
         } else {
@@ -186,7 +177,7 @@ struct HTTP2StreamExchange<Upstream> {
 
     private mutating func fail(_ exchange: Exchange, _ status: HTTPResponseStatus, reason: String) {
         state = .finished
-        if case .attached(let upstream, _) = exchange.upstream {
+        if let upstream = exchange.upstream.upstream {
             actions.append(.releaseUpstream(upstream, reusable: false))
         }
         actions.append(.countResponse(status: Int(status.code), started: exchange.started))
