@@ -165,3 +165,50 @@ struct UpstreamHandlerTests {
         #expect(!channel.isActive)
     }
 }
+
+@Suite("HTTP/2 stream proxy handler (EmbeddedChannel)")
+struct HTTP2StreamProxyHandlerTests {
+    let loop = EmbeddedEventLoop()
+
+    func makeStream(_ upstreams: FakeUpstreams) throws -> EmbeddedChannel {
+        let metrics = ProxyMetrics().target(.inbound, address: ListenAddress(ip: .v4(0x7F00_0001), port: 8081), tls: false)
+        let channel = EmbeddedChannel(handler: HTTP2StreamProxyHandler(upstreams: upstreams, metrics: RequestMetrics(target: metrics)), loop: loop)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    @Test("a stream's request goes to its own upstream stream; 1xx and the response come back; the upstream is released")
+    func roundTrip() throws {
+        let upstreams = FakeUpstreams(loop: loop)
+        let stream = try makeStream(upstreams)
+        try stream.writeInbound(HTTPServerRequestPart.head(request(.POST, "/rpc", version: .http2)))
+        try stream.writeInbound(HTTPServerRequestPart.body(bytes(3)))
+        try stream.writeInbound(HTTPServerRequestPart.end(nil))
+        let (_, upstream) = try upstreams.connect()
+        var sent: [HTTPClientRequestPart] = []
+        while let part = try upstream.readOutbound(as: HTTPClientRequestPart.self) { sent.append(part) }
+        #expect(sent.map(text) == ["head POST /rpc", "body 3", "end"])
+        try upstream.writeInbound(HTTPClientResponsePart.head(response(103, version: .http2)))
+        try upstream.writeInbound(HTTPClientResponsePart.head(response(200, version: .http2)))
+        try upstream.writeInbound(HTTPClientResponsePart.end(nil))
+        var answered: [HTTPServerResponsePart] = []
+        while let part = try stream.readOutbound(as: HTTPServerResponsePart.self) { answered.append(part) }
+        #expect(answered.map(text) == ["head 103", "head 200", "end"])
+        #expect(upstreams.released.count == 1 && upstreams.released.first?.1 == true)
+    }
+
+    @Test("no upstream connection: the stream is answered 502 with l5d-proxy-error")
+    func refused() throws {
+        let upstreams = FakeUpstreams(loop: loop)
+        let stream = try makeStream(upstreams)
+        try stream.writeInbound(HTTPServerRequestPart.head(request(.GET, "/", version: .http2)))
+        try stream.writeInbound(HTTPServerRequestPart.end(nil))
+        upstreams.pending.removeFirst().fail(UpstreamFailure.connectFailed("refused"))
+        guard case .head(let head) = try stream.readOutbound(as: HTTPServerResponsePart.self) else {
+            Issue.record("no response head")
+            return
+        }
+        #expect(head.status == .badGateway)
+        #expect(head.headers.first(name: "l5d-proxy-error") == "upstream connection failed")
+    }
+}

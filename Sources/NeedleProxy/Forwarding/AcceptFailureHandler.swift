@@ -34,7 +34,7 @@ final class AcceptFailureHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let suppressed = limiter.shouldLog(now: .now()) {
+        if let suppressed = limiter.shouldLog(now: context.eventLoop.now) {
             logger.warning("accept failed; pausing accepts briefly", metadata: [
                 "direction": "\(direction.rawValue)", "error": "\(error)", "failures_not_logged": "\(suppressed)",
             ])
@@ -47,6 +47,12 @@ final class AcceptFailureHandler: ChannelInboundHandler {
             handler.state = .accepting
             try? context.channel.syncOptions?.setOption(.autoRead, value: true)
         })
+    }
+
+    /// Whether accepting is paused now.
+    var isPaused: Bool {
+        if case .paused = state { return true }
+        return false
     }
 
     func channelInactive(context: ChannelHandlerContext) {

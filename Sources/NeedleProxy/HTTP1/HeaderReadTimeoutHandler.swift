@@ -4,6 +4,9 @@ import NIOCore
 /// and sees raw bytes: the clock starts with the first byte of a head (not while a keep-alive connection
 /// sits idle, which is legitimate) and stops when the proxy handler reports the complete head. On timeout
 /// the client gets a bare `408` and the connection closes; nothing was forwarded for that request.
+///
+/// One check per connection is scheduled at a time and re-armed only when it fires, so a busy keep-alive
+/// connection costs a clock read per request, not a timer.
 final class HeaderReadTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -11,7 +14,7 @@ final class HeaderReadTimeoutHandler: ChannelInboundHandler, RemovableChannelHan
     private enum State {
         /// Between requests: the next byte starts the clock.
         case awaitingFirstByte
-        case timing(Scheduled<Void>)
+        case reading(since: NIODeadline)
         /// A request is in flight (or the connection became a tunnel): no head is expected.
         case off
     }
@@ -22,6 +25,7 @@ final class HeaderReadTimeoutHandler: ChannelInboundHandler, RemovableChannelHan
     private let timeout: TimeAmount
     private let bytesAlreadyRead: Bool
     private var state = State.awaitingFirstByte
+    private var check: Scheduled<Void>?
     private var context: ChannelHandlerContext?
 
     /// `bytesAlreadyRead`: protocol detection already read the start of the first head.
@@ -32,47 +36,57 @@ final class HeaderReadTimeoutHandler: ChannelInboundHandler, RemovableChannelHan
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if bytesAlreadyRead { startClock(context: context) }
+        if bytesAlreadyRead { startClock() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        stopClock()
+        check?.cancel()
+        check = nil
         self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .awaitingFirstByte = state { startClock(context: context) }
+        if case .awaitingFirstByte = state { startClock() }
         context.fireChannelRead(data)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        stopClock()
+        check?.cancel()
+        check = nil
+        state = .off
         context.fireChannelInactive()
     }
 
     /// The proxy handler has the whole head.
     func headReceived() {
-        stopClock()
+        state = .off
     }
 
     /// The proxy handler is idle again: the next request's head is timed from its first byte.
     func awaitNextHead() {
-        stopClock()
         state = .awaitingFirstByte
     }
 
-    private func startClock(context: ChannelHandlerContext) {
+    private func startClock() {
+        guard let now = context?.eventLoop.now else { return }
+        state = .reading(since: now)
+        if check == nil { scheduleCheck(at: now + timeout) }
+    }
+
+    private func scheduleCheck(at deadline: NIODeadline) {
+        guard let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        state = .timing(context.eventLoop.scheduleTask(in: timeout) { loopBound.value.timedOut() })
+        check = context.eventLoop.scheduleTask(deadline: deadline) { loopBound.value.checkDeadline() }
     }
 
-    private func stopClock() {
-        if case .timing(let scheduled) = state { scheduled.cancel() }
-        state = .off
-    }
-
-    private func timedOut() {
-        guard case .timing = state, let context else { return }
+    private func checkDeadline() {
+        check = nil
+        guard case .reading(let since) = state, let context else { return }
+        guard context.eventLoop.now - since >= timeout else {
+            // A later head is being read: check again when its own time is up.
+            scheduleCheck(at: since + timeout)
+            return
+        }
         state = .off
         let response = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
         context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: response))).assumeIsolated().whenComplete { _ in
