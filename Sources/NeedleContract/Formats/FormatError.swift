@@ -18,12 +18,13 @@ public struct FormatError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 extension StringProtocol {
-    /// Splits a comma list, trimming spaces around items; empty items are kept so callers can reject them.
-    func commaItems() -> [Substring] {
+    /// Splits a comma list, trimming spaces and tabs around items (HTTP's optional whitespace too); empty
+    /// items are kept so callers can reject them.
+    public func commaItems() -> [Substring] {
         split(separator: ",", omittingEmptySubsequences: false).map { item in
             var slice = Substring(item)
-            while slice.first == " " { slice.removeFirst() }
-            while slice.last == " " { slice.removeLast() }
+            while slice.first == " " || slice.first == "\t" { slice.removeFirst() }
+            while slice.last == " " || slice.last == "\t" { slice.removeLast() }
             return slice
         }
     }

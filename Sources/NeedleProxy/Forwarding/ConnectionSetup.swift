@@ -53,7 +53,7 @@ final class ConnectionSetup: Sendable {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteCounter(metrics: targetMetrics))
         let tcp = TCPForwarder(connectTimeout: connectTimeout(direction), logger: logger)
-        guard ForwardingPlan.needsDetection(skipDetection: skipDetection) else {
+        if skipDetection {
             metrics.recordDetection(.opaque, timedOut: false)
             tcp.start(channel, target: target, initial: channel.allocator.buffer(capacity: 0))
             return

@@ -1,5 +1,5 @@
-/// How an accepted connection is carried, decided from what is known about it: the route (its original
-/// destination and whether that port is opaque) and, once read, its first bytes. Pure, so a new way of
+/// How an accepted connection is carried, decided from its first bytes (an opaque port skips detection
+/// and is always `.tcp`). Pure, so a new way of
 /// carrying traffic (mutual TLS) is a new case here rather than a flag in a handler.
 enum ForwardingPlan: Equatable, Sendable {
     /// Byte for byte to the destination (opaque ports, foreign TLS, unknown protocols, detection timeouts).
@@ -8,9 +8,6 @@ enum ForwardingPlan: Equatable, Sendable {
     case http1
     /// HTTP/2 with prior knowledge: each client stream to a stream of an upstream HTTP/2 connection.
     case http2
-
-    /// Whether the first bytes must be read before the plan is known.
-    static func needsDetection(skipDetection: Bool) -> Bool { !skipDetection }
 
     static func plan(for detected: DetectedProtocol) -> ForwardingPlan {
         switch detected {

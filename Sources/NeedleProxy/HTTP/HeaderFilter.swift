@@ -43,7 +43,7 @@ public enum HeaderFilter {
     }
 
     /// `lowercase` must already be lower-case ASCII.
-    static func equalsIgnoringASCIICase(_ name: String, _ lowercase: String) -> Bool {
+    static func equalsIgnoringASCIICase<Name: StringProtocol>(_ name: Name, _ lowercase: String) -> Bool {
         let a = name.utf8
         let b = lowercase.utf8
         guard a.count == b.count else { return false }

@@ -1,4 +1,5 @@
 import NIOHTTP1
+import NeedleContract
 
 /// Request framing a proxy must refuse (RFC 9112 §6.3, §11.2): when the proxy and the app could disagree on
 /// where a request ends, a second request can be smuggled past the proxy inside the first one's body.
@@ -15,8 +16,7 @@ enum RequestFraming {
                 continue
             }
             if HeaderFilter.equalsIgnoringASCIICase(name, "content-length") {
-                for item in value.split(separator: ",", omittingEmptySubsequences: false) {
-                    let length = item.trimmingSpaces
+                for length in value.commaItems() {
                     guard !length.isEmpty, length.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
                         return "invalid Content-Length \"\(value)\": expected one decimal number"
                     }
@@ -26,27 +26,18 @@ enum RequestFraming {
                     contentLength = length
                 }
             } else if HeaderFilter.equalsIgnoringASCIICase(name, "transfer-encoding") {
-                for item in value.split(separator: ",") { transferCodings.append(item.trimmingSpaces) }
+                // Empty list elements are allowed and mean nothing (RFC 9110 §5.6.1).
+                transferCodings += value.commaItems().filter { !$0.isEmpty }
             }
         }
         guard !transferCodings.isEmpty else { return nil }
         if contentLength != nil {
             return "both Content-Length and Transfer-Encoding: send one of them"
         }
-        let chunkedCount = transferCodings.filter { HeaderFilter.equalsIgnoringASCIICase(String($0), "chunked") }.count
-        guard let last = transferCodings.last, HeaderFilter.equalsIgnoringASCIICase(String(last), "chunked"), chunkedCount == 1 else {
+        let chunkedCount = transferCodings.filter { HeaderFilter.equalsIgnoringASCIICase($0, "chunked") }.count
+        guard let last = transferCodings.last, HeaderFilter.equalsIgnoringASCIICase(last, "chunked"), chunkedCount == 1 else {
             return "unsupported Transfer-Encoding: a request body must end with exactly one \"chunked\" coding"
         }
         return nil
-    }
-}
-
-extension Substring {
-    /// Without leading and trailing spaces and tabs (optional whitespace around list items).
-    var trimmingSpaces: Substring {
-        var result = self
-        while let first = result.first, first == " " || first == "\t" { result = result.dropFirst() }
-        while let last = result.last, last == " " || last == "\t" { result = result.dropLast() }
-        return result
     }
 }

@@ -27,12 +27,6 @@ struct HTTP2UpstreamSession<Connection: Hashable> {
 
     init() {}
 
-    var activeConnection: Connection? {
-        if case .ready(let connection) = active { return connection }
-        return nil
-    }
-
-    var isConnecting: Bool { active == .connecting }
     var drainingConnections: Set<Connection> { draining }
 
     mutating func streamRequested() -> StreamRoute {

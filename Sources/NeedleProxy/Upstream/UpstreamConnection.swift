@@ -118,8 +118,7 @@ enum UpstreamFailure: Error {
 
     /// A connect error as the exchange machines see it (504 for a timeout, 502 otherwise).
     static func classify(_ error: any Error) -> UpstreamUnavailable {
-        if case .connectTimeout = error as? UpstreamFailure { return .connectTimedOut }
-        if let error = error as? ChannelError, case .connectTimeout = error { return .connectTimedOut }
+        if case .connectTimeout = wrap(error) { return .connectTimedOut }
         return .connectFailed
     }
 

@@ -12,7 +12,6 @@ final class UpstreamPool {
     let eventLoop: any EventLoop
     let connectTimeout: TimeAmount
     private var state: UpstreamPoolState<ListenAddress, UpstreamConnection, EventLoopPromise<UpstreamConnection>>
-    private(set) var openConnections = 0
     /// One repeating sweep per pool closes connections idle for too long (cheaper than a timer per request).
     private var sweeper: RepeatedTask?
 
@@ -71,8 +70,6 @@ final class UpstreamPool {
         sweeper = nil
     }
 
-    var idleConnections: Int { state.idleCount }
-
     private func startSweeper() {
         guard sweeper == nil else { return }
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
@@ -129,12 +126,10 @@ final class UpstreamPool {
             .map { [self] channel in
                 let connection = UpstreamConnection(channel: channel, handler: handlerBox.value)
                 connection.codecHandlers = codecBox.value
-                openConnections += 1
                 connection.handler.onPeerClosed = { [self] in
                     if state.idleConnectionClosed(target, connection) { connection.channel.close(promise: nil) }
                 }
                 channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
-                    openConnections -= 1
                     _ = state.idleConnectionClosed(target, connection)
                 }
                 return connection

@@ -145,8 +145,6 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
     }
 
     var idleCount: Int { targets.values.reduce(0) { $0 + $1.idle.count } }
-    func idleCount(_ target: Target) -> Int { targets[target]?.idle.count ?? 0 }
-    func leasedCount(_ target: Target) -> Int { targets[target]?.leased ?? 0 }
     func waiterCount(_ target: Target) -> Int { targets[target]?.waiters.count ?? 0 }
 
     private mutating func store(_ state: TargetState, for target: Target) {
