@@ -253,6 +253,9 @@ for target in counts:
 def proxy_benchmark(lab, args, report):
     net = lab.net
     peers = [("direct", APP_PORT), ("needle-proxy", APP_PORT), ("HAProxy", HAPROXY_PORT), ("nginx", NGINX_PROXY_PORT)]
+    if args.peers:
+        wanted = set(args.peers.split(",")) | {"direct"}
+        peers = [(name, port) for name, port in peers if name in wanted]
     fixed = {name: [] for name, _ in peers}
     unthrottled = {name: [] for name, _ in peers}
     resources = {name: [] for name, _ in peers}
@@ -464,6 +467,8 @@ def main():
     parser.add_argument("--rate", type=int, default=4000)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 run, 2 s each")
+    parser.add_argument("--only-proxy", action="store_true", help="only the fixed-rate proxy comparison (no connection scale, no injector)")
+    parser.add_argument("--peers", default="", help="comma-separated subset of needle-proxy,HAProxy,nginx (direct is always run)")
     parser.add_argument("--out", default=os.path.join(ROOT, "Benchmarks", "results", "latest.md"))
     args = parser.parse_args()
     if args.quick:
@@ -479,19 +484,20 @@ def main():
             report.append("The app is nginx returning a 512-byte body in the pod namespace; the load comes from a client namespace over a "
                           "veth pair. needle-proxy runs transparently (needle-init's iptables REDIRECT, as in a real pod); HAProxy and "
                           "nginx run as plain reverse proxies on their own ports in the same namespace, keep-alive to the app.\n")
-            for section in (proxy_benchmark, connection_scale):
+            for section in (proxy_benchmark,) if args.only_proxy else (proxy_benchmark, connection_scale):
                 try:
                     section(lab, args, report)
                 except Exception as error:  # keep the rest of the report
                     report.append(f"**{section.__name__} failed:** `{error!r}`\n")
                     lab.stop_needle()
-        report.append("## needle-injector beside an HTTPS ceiling\n")
-        report.append("The ceiling is nginx (1 worker) serving the injector's own response bytes as a static file over HTTPS with the "
-                      "same certificate: what a minimal HTTPS server does with no work per request.\n")
-        try:
-            webhook_benchmark(args, report, work)
-        except Exception as error:
-            report.append(f"**webhook_benchmark failed:** `{error!r}`\n")
+        if not args.only_proxy:
+            report.append("## needle-injector beside an HTTPS ceiling\n")
+            report.append("The ceiling is nginx (1 worker) serving the injector's own response bytes as a static file over HTTPS with the "
+                          "same certificate: what a minimal HTTPS server does with no work per request.\n")
+            try:
+                webhook_benchmark(args, report, work)
+            except Exception as error:
+                report.append(f"**webhook_benchmark failed:** `{error!r}`\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -166,6 +166,31 @@ struct HeaderFilterTests {
         #expect(filtered["upgrade"] == ["websocket"])
         #expect(filtered["connection"] == ["upgrade"])
     }
+
+    @Test("Connection tokens: any case, spaces and tabs, empty items, several Connection fields")
+    func tokens() {
+        let headers = HTTPHeaders([("connection", " \tKeep-Alive ,, X-TRACE\t"), ("Connection", "x-other"), ("x-trace", "1"),
+                                   ("X-Other", "2"), ("X-Kept", "3"), ("KEEP-ALIVE", "timeout=5")])
+        let (filtered, upgrade) = HeaderFilter.forwardable(headers)
+        #expect(upgrade == nil)
+        #expect(filtered.map { $0.name } == ["X-Kept"])
+    }
+
+    @Test("a message without hop-by-hop fields comes back unchanged, in order")
+    func untouched() {
+        let fields = [("Host", "a"), ("Content-Type", "text/plain"), ("Cache-Control", "no-cache"), ("Upgrade-Insecure-Requests", "1"),
+                      ("Transfer-Encoding", "chunked"), ("Trailers", "x"), ("TEE", "y")]
+        let (filtered, upgrade) = HeaderFilter.forwardable(HTTPHeaders(fields))
+        #expect(upgrade == nil)
+        #expect(filtered.map { "\($0.name): \($0.value)" } == fields.map { "\($0.0): \($0.1)" })
+    }
+
+    @Test("Upgrade without Connection: upgrade is dropped and is no upgrade")
+    func upgradeNotNominated() {
+        let (filtered, upgrade) = HeaderFilter.forwardable(HTTPHeaders([("Upgrade", "websocket"), ("Connection", "keep-alive")]))
+        #expect(upgrade == nil)
+        #expect(filtered.isEmpty)
+    }
 }
 
 @Suite("Admin routes")

@@ -69,6 +69,13 @@ class PodNetwork:
             except subprocess.TimeoutExpired:
                 pass
         for ns in self.created:
+            # Children the tracked processes left behind (nginx workers, daemons) die with their namespace.
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=30).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), 9)
+                except (OSError, ValueError):
+                    pass
             # Deleting a namespace removes its veth ends (and so their peers).
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
         self.created = []

@@ -21,12 +21,17 @@ extension StringProtocol {
     /// Splits a comma list, trimming spaces and tabs around items (HTTP's optional whitespace too); empty
     /// items are kept so callers can reject them.
     public func commaItems() -> [Substring] {
-        split(separator: ",", omittingEmptySubsequences: false).map { item in
-            var slice = Substring(item)
-            while slice.first == " " || slice.first == "\t" { slice.removeFirst() }
-            while slice.last == " " || slice.last == "\t" { slice.removeLast() }
-            return slice
-        }
+        split(separator: ",", omittingEmptySubsequences: false).map { Substring($0).trimmingSpacesAndTabs() }
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    public func trimmingSpacesAndTabs() -> Substring {
+        var slice = self
+        while slice.first == " " || slice.first == "\t" { slice.removeFirst() }
+        while slice.last == " " || slice.last == "\t" { slice.removeLast() }
+        return slice
     }
 }
 

@@ -1,4 +1,5 @@
 import NIOHTTP1
+import NeedleContract
 
 /// RFC 9110 §7.6.1: hop-by-hop fields apply to one connection only and are not forwarded; neither is any
 /// field the `Connection` header names. `Transfer-Encoding` is kept: NIO re-frames the body to match it on
@@ -9,23 +10,36 @@ public enum HeaderFilter {
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "upgrade",
     ]
 
-    /// The header fields to send on, and whether this is an upgrade request/response. Runs once per message,
-    /// so the common case (no hop-by-hop field at all) returns the headers untouched, without allocating.
-    public static func forwardable(_ headers: HTTPHeaders) -> (headers: HTTPHeaders, upgrade: String?) {
-        var hasHopByHop = false
-        for (name, _) in headers where isHopByHop(name) {
-            hasHopByHop = true
-            break
-        }
-        guard hasHopByHop else { return (headers, nil) }
+    static let hopByHopBytes: [[UInt8]] = hopByHop.map { Array($0.utf8) }
 
-        // Remove in place: cheaper than rebuilding (and re-validating) every field.
-        var named: [String] = []
-        for value in headers[canonicalForm: "connection"] { named.append(value.lowercased()) }
-        let upgrade = named.contains("upgrade") ? headers.first(name: "upgrade") : nil
+    /// The header fields to send on, and whether this is an upgrade request/response. Runs once per message,
+    /// so it makes one pass over the fields, on their UTF-8 bytes: a message without hop-by-hop fields comes
+    /// back untouched, and the common one with only `Connection: keep-alive` costs one removal.
+    public static func forwardable(_ headers: HTTPHeaders) -> (headers: HTTPHeaders, upgrade: String?) {
+        var present: UInt16 = 0  // bit i: hopByHop[i] occurs
+        var nominated: [String] = []  // other fields `Connection` names (rare)
+        var wantsUpgrade = false
+        for (name, value) in headers {
+            guard let index = hopByHopIndex(name) else { continue }
+            present |= 1 << index
+            guard index == 0 else { continue }  // "connection": its tokens name more fields to drop
+            var value = value
+            value.withUTF8 { bytes in
+                forEachToken(in: bytes) { token in
+                    if equalsIgnoringASCIICase(token, "upgrade") {
+                        wantsUpgrade = true
+                    } else if hopByHopIndex(token) == nil {
+                        nominated.append(String(decoding: token, as: UTF8.self).lowercased())
+                    }
+                }
+            }
+        }
+        guard present != 0 else { return (headers, nil) }
+
+        let upgrade = wantsUpgrade ? headers.first(name: "upgrade") : nil
         var result = headers
-        for name in hopByHop where result.contains(name: name) { result.remove(name: name) }
-        for name in named where !hopByHop.contains(name) && result.contains(name: name) { result.remove(name: name) }
+        for (index, name) in hopByHop.enumerated() where present & (1 << index) != 0 { result.remove(name: name) }
+        for name in nominated { result.remove(name: name) }
         if let upgrade {
             result.add(name: "Connection", value: "upgrade")
             result.add(name: "Upgrade", value: upgrade)
@@ -34,22 +48,62 @@ public enum HeaderFilter {
     }
 
     static func isHopByHop(_ name: String) -> Bool {
+        hopByHopIndex(name) != nil
+    }
+
+    /// The position of `name` in `hopByHop`, compared without regard to ASCII case.
+    static func hopByHopIndex(_ name: String) -> Int? {
+        var name = name
+        return name.withUTF8 { hopByHopIndex($0) }
+    }
+
+    static func hopByHopIndex(_ name: UnsafeBufferPointer<UInt8>) -> Int? {
         // Every hop-by-hop name starts with c, k, p, t or u: most fields are ruled out by one byte.
-        guard let first = name.utf8.first.map({ $0 | 0x20 }),
+        guard let first = name.first.map({ $0 | 0x20 }),
               first == UInt8(ascii: "c") || first == UInt8(ascii: "k") || first == UInt8(ascii: "p")
                 || first == UInt8(ascii: "t") || first == UInt8(ascii: "u")
-        else { return false }
-        return hopByHop.contains { equalsIgnoringASCIICase(name, $0) }
+        else { return nil }
+        for (index, candidate) in hopByHopBytes.enumerated() where candidate.count == name.count {
+            if equalsIgnoringASCIICase(name, candidate) { return index }
+        }
+        return nil
+    }
+
+    /// Calls `body` with each comma-separated token of a field value, without surrounding spaces or tabs.
+    static func forEachToken(in bytes: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        var start = 0
+        while start < bytes.count {
+            var comma = start
+            while comma < bytes.count, bytes[comma] != UInt8(ascii: ",") { comma += 1 }
+            var lower = start
+            var upper = comma
+            while lower < upper, isSpaceOrTab(bytes[lower]) { lower += 1 }
+            while lower < upper, isSpaceOrTab(bytes[upper - 1]) { upper -= 1 }
+            if lower < upper { body(UnsafeBufferPointer(rebasing: bytes[lower..<upper])) }
+            start = comma + 1
+        }
+    }
+
+    private static func isSpaceOrTab(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
     }
 
     /// `lowercase` must already be lower-case ASCII.
     static func equalsIgnoringASCIICase<Name: StringProtocol>(_ name: Name, _ lowercase: String) -> Bool {
-        let a = name.utf8
-        let b = lowercase.utf8
-        guard a.count == b.count else { return false }
-        for (x, y) in zip(a, b) {
-            let folded = (x >= UInt8(ascii: "A") && x <= UInt8(ascii: "Z")) ? x | 0x20 : x
-            if folded != y { return false }
+        equalsIgnoringASCIICase(name.utf8, lowercase.utf8)
+    }
+
+    static func equalsIgnoringASCIICase(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: String) -> Bool {
+        equalsIgnoringASCIICase(name, lowercase.utf8)
+    }
+
+    static func equalsIgnoringASCIICase<Bytes: Collection<UInt8>, Lowercase: Collection<UInt8>>(
+        _ name: Bytes, _ lowercase: Lowercase
+    ) -> Bool {
+        guard name.count == lowercase.count else { return false }
+        for (byte, expected) in zip(name, lowercase) {
+            let folded = (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
+            if folded != expected { return false }
         }
         return true
     }
