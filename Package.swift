@@ -63,6 +63,15 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "needle-proxy", dependencies: ["NeedleProxy"]),
+        // Fuzzing harnesses for the proxy's pure parts, and their libFuzzer entry points (Fuzz/run). Debug
+        // builds only: the harnesses reach internal types through @testable import.
+        .target(name: "CNeedleFuzzer", path: "Fuzz/CNeedleFuzzer"),
+        .target(
+            name: "NeedleProxyFuzzing",
+            dependencies: ["NeedleProxy", "CNeedleFuzzer", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
+        .executableTarget(name: "needle-fuzz-http1-exchange", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/HTTP1Exchange"),
+        .executableTarget(name: "needle-fuzz-protocol-detection", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/ProtocolDetection"),
         // needle-init: the iptables plan (pure) and its application. No Foundation: it ships in the proxy image.
         .target(name: "NeedleInit", dependencies: ["NeedleContract"]),
         .executableTarget(
@@ -85,7 +94,7 @@ let package = Package(
         .testTarget(name: "NeedleContractTests", dependencies: ["NeedleContract"]),
         .testTarget(name: "NeedleInjectionTests", dependencies: ["NeedleInjection"]),
         .testTarget(name: "NeedleInitTests", dependencies: ["NeedleInit"]),
-        .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy"]),
+        .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy", "NeedleProxyFuzzing"]),
         .testTarget(name: "NeedleInstallTests", dependencies: ["NeedleInstall"], exclude: ["Workloads"]),
         // Fixtures are read from the source tree (#filePath) so the refresh switch can rewrite the goldens.
         .testTarget(name: "NeedleWebhookTests", dependencies: ["NeedleWebhook"], exclude: ["Fixtures"]),

@@ -1,0 +1,100 @@
+import NIOHTTP1
+import Testing
+@testable import NeedleProxy
+@testable import NeedleProxyFuzzing
+
+/// The fuzzing harnesses run here too, on a fixed pseudo-random sweep and on every input a fuzzer once
+/// found (Fuzz/Regressions), so `swift test` keeps the properties the fuzzers check.
+@Suite("Fuzzing harnesses")
+struct FuzzHarnessTests {
+    /// xorshift64*: the same inputs on every run.
+    struct Generator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            return state &* 2_685_821_657_736_338_717
+        }
+        mutating func bytes(maximumCount: Int) -> [UInt8] {
+            (0..<Int(next() % UInt64(maximumCount + 1))).map { _ in UInt8(truncatingIfNeeded: next()) }
+        }
+    }
+
+    static func regressions(_ target: String) -> [(name: String, bytes: [UInt8])] {
+        let directory = String(#filePath).split(separator: "/").dropLast(3).joined(separator: "/")
+        return RegressionFiles.read(directory: "/\(directory)/Fuzz/Regressions/\(target)")
+    }
+
+    @Test("HTTP/1.1 exchange: 3,000 pseudo-random event sequences keep every property")
+    func exchangeSweep() {
+        var generator = Generator(state: 0x9E37_79B9_7F4A_7C15)
+        for _ in 0..<3000 {
+            let input = generator.bytes(maximumCount: 600)
+            let violations = HTTP1ExchangeHarness.check(input)
+            #expect(violations.isEmpty, "input \(input): \(violations)")
+            if !violations.isEmpty { return }
+        }
+    }
+
+    @Test("HTTP/1.1 exchange: inputs fuzzers found stay fixed")
+    func exchangeRegressions() {
+        for (name, bytes) in Self.regressions("http1-exchange") {
+            #expect(HTTP1ExchangeHarness.check(bytes).isEmpty, "\(name)")
+        }
+    }
+
+    @Test("protocol detection: pseudo-random bytes and near-misses of every protocol keep every property")
+    func detectionSweep() {
+        var generator = Generator(state: 0xD1B5_4A32_D192_ED03)
+        let seeds: [[UInt8]] = [Array("GET / HTTP/1.1\r\n".utf8), ProtocolDetector.http2Preface,
+                                [0x16, 0x03, 0x01, 0x00, 0x30, 0x01], []]
+        for round in 0..<4000 {
+            var input = seeds[round % seeds.count]
+            // Mutate: truncate, flip a byte, append noise.
+            if !input.isEmpty, generator.next() % 2 == 0 { input = Array(input.prefix(Int(generator.next() % UInt64(input.count)))) }
+            if !input.isEmpty, generator.next() % 2 == 0 { input[Int(generator.next() % UInt64(input.count))] ^= UInt8(truncatingIfNeeded: generator.next() | 1) }
+            input += generator.bytes(maximumCount: 64)
+            let violations = ProtocolDetectionHarness.check(input)
+            #expect(violations.isEmpty, "input \(input): \(violations)")
+            if !violations.isEmpty { return }
+        }
+        #expect(ProtocolDetectionHarness.check(Array(repeating: UInt8(ascii: "A"), count: ProtocolDetector.maximumBytes)).isEmpty)
+    }
+
+    @Test("protocol detection: inputs fuzzers found stay fixed")
+    func detectionRegressions() {
+        for (name, bytes) in Self.regressions("protocol-detection") {
+            #expect(ProtocolDetectionHarness.check(bytes).isEmpty, "\(name)")
+        }
+    }
+
+    @Test("the action checker catches what the handler must never be asked to do")
+    func checkerCatchesViolations() {
+        var doubleRelease = ExchangeActionChecker()
+        doubleRelease.observe(.acquireUpstream(1))
+        doubleRelease.gave(7, for: 1)
+        doubleRelease.observe(.releaseUpstream(7, reusable: true))
+        doubleRelease.observe(.releaseUpstream(7, reusable: true))
+        #expect(doubleRelease.violations == ["released upstream 7, which it does not hold"])
+
+        var writeAfterRelease = ExchangeActionChecker()
+        writeAfterRelease.gave(3, for: 1)
+        writeAfterRelease.observe(.releaseUpstream(3, reusable: false))
+        writeAfterRelease.observe(.flushUpstream(3))
+        #expect(writeAfterRelease.violations.count == 1)
+
+        var errorInsideResponse = ExchangeActionChecker()
+        errorInsideResponse.observe(.respond(.head(HTTPResponseHead(version: .http1_1, status: .ok)), flush: false))
+        errorInsideResponse.observe(.respondWithError(.badGateway, reason: "x", version: .http1_1, close: true))
+        errorInsideResponse.observe(.respond(.end(nil), flush: true))
+        #expect(errorInsideResponse.violations == ["wrote a 502 error in the middle of a response",
+                                                   "wrote end(nil) to a client it had closed"])
+
+        var leak = ExchangeActionChecker()
+        leak.observe(.countRequest)
+        leak.gave(9, for: 1)
+        leak.finish()
+        #expect(leak.violations == ["upstream 9 was never released (a leaked connection)", "1 requests counted but 0 responses"])
+    }
+}
