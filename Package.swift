@@ -30,11 +30,24 @@ let package = Package(
         .target(name: "NeedleContract"),
         // Pure injection logic: decision, config annotations, patch plan. No I/O.
         .target(name: "NeedleInjection", dependencies: ["NeedleContract"]),
+        // What the proxy and the injector both serve with: admin responder, shutdown signals, drain on NIO's
+        // quiesce, connection cap. No Foundation.
+        .target(
+            name: "NeedleServerKit",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+            ]
+        ),
         // The webhook: AdmissionReview codec, namespace directory, HTTPS server, TLS, metrics.
         .target(
             name: "NeedleWebhook",
             dependencies: [
                 "NeedleInjection",
+                "NeedleServerKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -53,6 +66,7 @@ let package = Package(
             name: "NeedleProxy",
             dependencies: [
                 "NeedleContract",
+                "NeedleServerKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -62,7 +76,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        .executableTarget(name: "needle-proxy", dependencies: ["NeedleProxy"]),
+        .executableTarget(name: "needle-proxy", dependencies: ["NeedleProxy", "NeedleServerKit"]),
         // Fuzzing harnesses for the proxy's pure parts, and their libFuzzer entry points (Fuzz/run). Debug
         // builds only: the harnesses reach internal types through @testable import.
         .target(name: "CNeedleFuzzer", path: "Fuzz/CNeedleFuzzer"),
@@ -80,7 +94,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "needle-injector",
-            dependencies: ["NeedleWebhook", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NeedleWebhook", "NeedleServerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // needle install / inject: manifests, certificates, offline workload injection.
         .target(
@@ -92,6 +106,10 @@ let package = Package(
             dependencies: ["NeedleWebhook", "NeedleInstall", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "NeedleContractTests", dependencies: ["NeedleContract"]),
+        .testTarget(
+            name: "NeedleServerKitTests",
+            dependencies: ["NeedleServerKit", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         .testTarget(name: "NeedleInjectionTests", dependencies: ["NeedleInjection"]),
         .testTarget(name: "NeedleInitTests", dependencies: ["NeedleInit"]),
         .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy", "NeedleProxyFuzzing"]),

@@ -3,8 +3,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOExtras
 import NeedleContract
+import NeedleServerKit
 
 /// The three listeners and the shutdown sequence of needle-proxy.
 public final class ProxyServer: Sendable {
@@ -14,9 +14,9 @@ public final class ProxyServer: Sendable {
     private let metrics = ProxyMetrics()
     private let pools: UpstreamPools
     private let setup: ConnectionSetup
-    /// One per forwarding listener: tracks its connections, sends them `ChannelShouldQuiesceEvent` on
-    /// drain, and reports when the last one has closed.
-    private let quiescers: [Direction: ServerQuiescingHelper]
+    /// Tracks the forwarding listeners' connections; on drain sends them `ChannelShouldQuiesceEvent` and
+    /// reports when the last one has closed.
+    private let connections: ConnectionDrain
 
     private struct State {
         var admin: (any Channel)?
@@ -35,7 +35,7 @@ public final class ProxyServer: Sendable {
         let connectTimeout = TimeAmount.milliseconds(Int64(max(1, environment.outboundConnectTimeout.milliseconds)))
         pools = UpstreamPools(group: group, connectTimeout: connectTimeout)
         setup = ConnectionSetup(environment: environment, metrics: metrics, pools: pools, logger: logger)
-        quiescers = [.inbound: ServerQuiescingHelper(group: group), .outbound: ServerQuiescingHelper(group: group)]
+        connections = ConnectionDrain(group: group)
         (shutdownRequests, shutdownContinuation) = AsyncStream.makeStream(of: String.self)
     }
 
@@ -67,24 +67,7 @@ public final class ProxyServer: Sendable {
     private func drain(reason: String) async {
         logger.info("draining", metadata: ["reason": "\(reason)", "grace_period": "\(environment.shutdownGracePeriod)"])
         state.withLockedValue { $0.draining = true }
-        let allClosed = group.next().makePromise(of: Void.self)
-        let each = quiescers.values.map { quiescer -> EventLoopFuture<Void> in
-            let promise = group.next().makePromise(of: Void.self)
-            quiescer.initiateShutdown(promise: promise)
-            return promise.futureResult
-        }
-        EventLoopFuture.andAllComplete(each, on: group.next()).cascade(to: allClosed)
-        let grace = Duration.milliseconds(environment.shutdownGracePeriod.milliseconds)
-        let finished = await withTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask { (try? await allClosed.futureResult.get()) != nil }
-            tasks.addTask {
-                try? await Task.sleep(for: grace)
-                return false
-            }
-            let first = await tasks.next() ?? false
-            tasks.cancelAll()
-            return first
-        }
+        let finished = await connections.drain(gracePeriod: .milliseconds(environment.shutdownGracePeriod.milliseconds))
         if !finished {
             logger.info("grace period over; closing the remaining connections")
         }
@@ -98,14 +81,14 @@ public final class ProxyServer: Sendable {
     private func bindForwarding(_ address: ListenAddress, direction: Direction) async throws -> any Channel {
         let setup = self.setup
         let logger = self.logger
-        let quiescer = quiescers[direction]
+        let connections = self.connections
         return try await ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     // Out of descriptors, accepting again at once would only fail again: pause, log once.
                     try sync.addHandler(AcceptFailureHandler(logger: logger, direction: direction))
-                    if let quiescer { try sync.addHandler(quiescer.makeServerChannelHandler(channel: channel)) }
+                    try sync.addHandler(connections.makeListenerHandler(channel: channel))
                 }
             }
             .serverChannelOption(.backlog, value: 1024)
@@ -128,15 +111,7 @@ public final class ProxyServer: Sendable {
             metrics: { [weak self] in self?.metrics.render() ?? [] },
             requestShutdown: { [weak self] in self?.requestShutdown("POST /shutdown") }
         )
-        return try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(state: adminState))
-                }
-            }
-            .bind(host: environment.adminListenAddress.ip.description, port: environment.adminListenAddress.port)
-            .get()
+        return try await AdminListener.bind(group: group, host: environment.adminListenAddress.ip.description,
+                                            port: environment.adminListenAddress.port, state: adminState)
     }
 }

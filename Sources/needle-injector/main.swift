@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -10,6 +9,7 @@ import NIOCore
 import NIOPosix
 import NeedleContract
 import NeedleInjection
+import NeedleServerKit
 import NeedleWebhook
 #if canImport(Glibc)
 import Glibc
@@ -186,7 +186,7 @@ struct InjectorCommand: AsyncParsableCommand {
             await CertificateReloadLoop.run(certificate: certificate, metrics: metrics, logger: logger,
                                             interval: .seconds(certificateCheckInterval))
         }
-        let signal = await ShutdownSignal.wait()
+        let signal = await ShutdownSignals.next()
         logger.notice("shutting down: finishing reviews in flight", metadata: ["signal": "\(signal)"])
         reloader.cancel()
         await server.shutdown()
@@ -194,25 +194,5 @@ struct InjectorCommand: AsyncParsableCommand {
         await kubernetes?.shutdown()
         try? await group.shutdownGracefully()
         logger.notice("stopped")
-    }
-}
-
-/// Waits for SIGTERM or SIGINT.
-enum ShutdownSignal {
-    static func wait() async -> String {
-        let (stream, continuation) = AsyncStream.makeStream(of: String.self)
-        let queue = DispatchQueue(label: "needle.signals")
-        var sources: [any DispatchSourceSignal] = []
-        for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { continuation.yield(name) }
-            source.resume()
-            sources.append(source)
-        }
-        var iterator = stream.makeAsyncIterator()
-        let name = await iterator.next() ?? "end of signals"
-        withExtendedLifetime(sources) {}
-        return name
     }
 }

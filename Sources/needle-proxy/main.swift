@@ -3,10 +3,10 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Dispatch
 import Logging
 import NeedleContract
 import NeedleProxy
+import NeedleServerKit
 
 // needle-proxy [await [--timeout 120s]]. Configuration comes only from NEEDLE_PROXY_* variables.
 // No argument parser: the proxy stays free of Foundation, which one would pull in.
@@ -47,7 +47,7 @@ for name in environment.unknownVariables {
 }
 
 let server = ProxyServer(environment: environment, logger: logger)
-let signalSources = installShutdownSignals(server)
+let signalSources = ShutdownSignals.install { server.requestShutdown($0) }
 
 do {
     try await server.run()
@@ -57,18 +57,3 @@ do {
 }
 withExtendedLifetime(signalSources) {}
 exit(0)
-
-/// SIGTERM and SIGINT start the drain. Nonisolated: the handlers run on a dispatch queue, not the main actor.
-nonisolated func installShutdownSignals(_ server: ProxyServer) -> [any DispatchSourceSignal] {
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    let queue = DispatchQueue(label: "needle-proxy.signals")
-    var sources: [any DispatchSourceSignal] = []
-    for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-        let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-        source.setEventHandler { @Sendable in server.requestShutdown(name) }
-        source.resume()
-        sources.append(source)
-    }
-    return sources
-}

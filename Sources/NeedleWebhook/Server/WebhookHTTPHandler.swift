@@ -7,11 +7,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Events the server sends down every connection's pipeline.
-enum ConnectionEvent {
-    case shutdownRequested
-}
-
 /// Serves `POST /inject` on one connection. Thin: the `ConnectionStateMachine` decides, this performs.
 final class WebhookHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -77,7 +72,9 @@ final class WebhookHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ConnectionEvent, case .shutdownRequested = event {
+        // NIO's HTTP/1.1 pipeline handler usually acts on the quiesce itself; it passes the event on when it
+        // is removed mid-drain, and then this connection finishes the same way.
+        if event is ChannelShouldQuiesceEvent {
             perform(state.shutdownRequested(), context: context)
         } else {
             context.fireUserInboundEventTriggered(event)

@@ -4,9 +4,10 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NeedleServerKit
 
 /// The HTTPS listener for `/inject` and the plain-HTTP admin listener, with a cap on connections and a
-/// graceful shutdown that lets reviews in flight finish.
+/// graceful shutdown (NIO's quiesce, through `ConnectionDrain`) that lets reviews in flight finish.
 public final class WebhookServer: Sendable {
     public struct Configuration: Sendable {
         public var listenHost = "0.0.0.0"
@@ -25,10 +26,9 @@ public final class WebhookServer: Sendable {
     }
 
     private struct State {
-        var connections: [ObjectIdentifier: any Channel] = [:]
-        var serverChannel: (any Channel)?
         var adminChannel: (any Channel)?
         var ready = false
+        var draining = false
     }
 
     public let configuration: Configuration
@@ -38,6 +38,8 @@ public final class WebhookServer: Sendable {
     private let logger: Logger
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
+    private let limit: ConnectionLimit
+    private let connections: ConnectionDrain
 
     public init(configuration: Configuration, service: WebhookService, certificate: ServingCertificate,
                 metrics: WebhookMetrics, logger: Logger, group: any EventLoopGroup) {
@@ -47,10 +49,12 @@ public final class WebhookServer: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.group = group
+        self.limit = ConnectionLimit(maximum: configuration.maxConnections)
+        self.connections = ConnectionDrain(group: group)
     }
 
-    public var isReady: Bool { state.withLockedValue { $0.ready } }
-    public var openConnections: Int { state.withLockedValue { $0.connections.count } }
+    public var isReady: Bool { state.withLockedValue { $0.ready && !$0.draining } }
+    public var openConnections: Int { limit.openConnections }
 
     /// Binds both listeners; returns the bound webhook and admin addresses.
     public func start() async throws -> (webhook: SocketAddress, admin: SocketAddress) {
@@ -58,7 +62,6 @@ public final class WebhookServer: Sendable {
         let webhook = try await bindWebhook()
         state.withLockedValue {
             $0.adminChannel = admin
-            $0.serverChannel = webhook
             $0.ready = true
         }
         guard let webhookAddress = webhook.localAddress, let adminAddress = admin.localAddress else {
@@ -69,12 +72,18 @@ public final class WebhookServer: Sendable {
 
     private func bindWebhook() async throws -> any Channel {
         let configuration = self.configuration
+        let connections = self.connections
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(connections.makeListenerHandler(channel: channel))
+                }
+            }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
-                guard self.register(channel) else {
+                guard self.admit(channel) else {
                     self.logger.warning("connection refused: at the connection limit",
                                         metadata: ["limit": "\(configuration.maxConnections)"])
                     return channel.close()
@@ -82,6 +91,8 @@ public final class WebhookServer: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLServerHandler(context: self.certificate.context))
+                    // The pipeline handler also answers NIO's quiesce: an idle connection closes at once, one
+                    // with a review in flight closes once its response is out.
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try sync.addHandler(WebhookHTTPHandler(
                         service: self.service, bodyLimit: configuration.bodyLimit,
@@ -94,118 +105,39 @@ public final class WebhookServer: Sendable {
 
     private func bindAdmin() async throws -> any Channel {
         let metrics = self.metrics
-        return try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHTTPHandler(
-                        metrics: metrics, readiness: { [weak self] in self?.isReady ?? false }))
-                }
-            }
-            .bind(host: configuration.adminHost, port: configuration.adminPort)
-            .get()
+        let adminState = AdminHandler.State(
+            ready: { [weak self] in self?.isReady ?? false },
+            draining: { [weak self] in self?.state.withLockedValue { $0.draining } ?? true },
+            shutdownEnabled: false,
+            metrics: { metrics.render() },
+            requestShutdown: {}
+        )
+        return try await AdminListener.bind(group: group, host: configuration.adminHost, port: configuration.adminPort,
+                                            state: adminState)
     }
 
-    /// Counts the connection in, unless the cap is reached.
-    private func register(_ channel: any Channel) -> Bool {
-        let id = ObjectIdentifier(channel)
-        let accepted = state.withLockedValue { state -> Bool in
-            guard state.connections.count < configuration.maxConnections, state.ready else { return false }
-            state.connections[id] = channel
-            return true
-        }
-        guard accepted else { return false }
+    /// Counts the connection in, unless the server is not serving or the cap is reached.
+    private func admit(_ channel: any Channel) -> Bool {
+        guard isReady else { return false }
+        let metrics = self.metrics
+        guard limit.admit(channel, onClose: { metrics.connectionClosed() }) else { return false }
         metrics.connectionOpened()
-        channel.closeFuture.whenComplete { [self] _ in
-            _ = state.withLockedValue { $0.connections.removeValue(forKey: id) }
-            metrics.connectionClosed()
-        }
         return true
     }
 
-    /// Stop accepting, let reviews in flight finish (up to the grace period), then close everything.
+    /// Stop accepting, let reviews in flight finish (up to the grace period); whatever is still open after
+    /// it closes with the event loop group.
     public func shutdown() async {
-        let (server, admin, connections) = state.withLockedValue { state in
-            state.ready = false
-            return (state.serverChannel, state.adminChannel, Array(state.connections.values))
+        state.withLockedValue { $0.draining = true }
+        let finished = await connections.drain(gracePeriod: configuration.shutdownGracePeriod)
+        if !finished {
+            logger.warning("connections still open after the grace period are closed",
+                           metadata: ["count": "\(limit.openConnections)"])
         }
-        try? await server?.close()
-        for connection in connections {
-            connection.pipeline.fireUserInboundEventTriggered(ConnectionEvent.shutdownRequested)
-        }
-        let clock = ContinuousClock()
-        let deadline = clock.now + configuration.shutdownGracePeriod
-        while openConnections > 0, clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        let leftovers = state.withLockedValue { Array($0.connections.values) }
-        if !leftovers.isEmpty {
-            logger.warning("closing connections still open after the grace period", metadata: ["count": "\(leftovers.count)"])
-        }
-        for connection in leftovers { try? await connection.close() }
-        try? await admin?.close()
+        if let admin = state.withLockedValue({ $0.adminChannel }) { try? await admin.close() }
     }
 }
 
 public struct ServerError: Error, CustomStringConvertible {
     public let description: String
 }
-
-/// `/metrics`, `/ready`, `/live` on the admin port.
-final class AdminHTTPHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let metrics: WebhookMetrics
-    private let readiness: @Sendable () -> Bool
-    private var head: HTTPRequestHead?
-
-    init(metrics: WebhookMetrics, readiness: @escaping @Sendable () -> Bool) {
-        self.metrics = metrics
-        self.readiness = readiness
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let requestHead):
-            head = requestHead
-        case .body:
-            break
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let reply = Self.route(method: head.method, path: head.uri, metrics: metrics, ready: readiness())
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: reply.contentType)
-            headers.add(name: "content-length", value: String(reply.body.count))
-            let keepAlive = head.isKeepAlive
-            headers.add(name: "connection", value: keepAlive ? "keep-alive" : "close")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version,
-                                                                 status: HTTPResponseStatus(statusCode: reply.status),
-                                                                 headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: reply.body)))), promise: nil)
-            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if !keepAlive {
-                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-            }
-        }
-    }
-
-    static func route(method: HTTPMethod, path: String, metrics: WebhookMetrics, ready: Bool) -> HTTPReply {
-        guard method == .GET || method == .HEAD else { return .text(405, "use GET\n") }
-        switch path.split(separator: "?").first.map(String.init) ?? path {
-        case "/metrics":
-            return HTTPReply(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render())
-        case "/ready":
-            return ready ? .text(200, "ready\n") : .text(503, "not ready\n")
-        case "/live":
-            return .text(200, "live\n")
-        default:
-            return .text(404, "not found; try /metrics, /ready or /live\n")
-        }
-    }
-}
-
-@available(*, unavailable)
-extension AdminHTTPHandler: Sendable {}
