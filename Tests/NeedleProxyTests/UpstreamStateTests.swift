@@ -10,9 +10,9 @@ struct UpstreamPoolStateTests {
     @Test("connect when empty; park a reusable connection; reuse the newest idle one first")
     func reuseNewestFirst() {
         var pool = Pool()
-        #expect(pool.acquire("app", waiter: "w1") == .connect)
+        #expect(pool.acquire("app", waiter: "w1", now: t0) == .connect)
         pool.connected("app")
-        #expect(pool.acquire("app", waiter: "w2") == .connect)
+        #expect(pool.acquire("app", waiter: "w2", now: t0) == .connect)
         pool.connected("app")
         #expect(pool.release("app", "c1", reusable: true, now: t0) == .park)
         #expect(pool.release("app", "c2", reusable: true, now: t0 + .seconds(1)) == .park)
@@ -25,7 +25,7 @@ struct UpstreamPoolStateTests {
     @Test("a connection closed by the server while idle leaves the pool at once")
     func serverClosedIdle() {
         var pool = Pool()
-        _ = pool.acquire("app", waiter: "w")
+        _ = pool.acquire("app", waiter: "w", now: t0)
         pool.connected("app")
         _ = pool.release("app", "c1", reusable: true, now: t0)
         #expect(pool.idleConnectionClosed("app", "c1") == true)
@@ -36,7 +36,7 @@ struct UpstreamPoolStateTests {
     @Test("a connection that is not reusable is closed")
     func notReusable() {
         var pool = Pool()
-        _ = pool.acquire("app", waiter: "w")
+        _ = pool.acquire("app", waiter: "w", now: t0)
         pool.connected("app")
         #expect(pool.release("app", "c1", reusable: false, now: t0) == .close("c1"))
         #expect(pool.idleCount == 0)
@@ -46,7 +46,7 @@ struct UpstreamPoolStateTests {
     func idleCap() {
         var pool = Pool(limits: .init(maximumIdlePerTarget: 1, maximumConnectionsPerTarget: 10, idleTimeout: .seconds(60)))
         for _ in 0..<2 {
-            _ = pool.acquire("app", waiter: "w")
+            _ = pool.acquire("app", waiter: "w", now: t0)
             pool.connected("app")
         }
         #expect(pool.release("app", "c1", reusable: true, now: t0) == .park)
@@ -56,11 +56,11 @@ struct UpstreamPoolStateTests {
     @Test("at the per-destination cap requests wait in order and get released connections")
     func waiters() {
         var pool = Pool(limits: .init(maximumIdlePerTarget: 10, maximumConnectionsPerTarget: 2, idleTimeout: .seconds(60)))
-        #expect(pool.acquire("app", waiter: "w1") == .connect)
-        #expect(pool.acquire("app", waiter: "w2") == .connect)
-        #expect(pool.acquire("app", waiter: "w3") == .wait)
-        #expect(pool.acquire("app", waiter: "w4") == .wait)
-        #expect(pool.acquire("elsewhere", waiter: "x") == .connect, "the cap is per destination")
+        #expect(pool.acquire("app", waiter: "w1", now: t0) == .connect)
+        #expect(pool.acquire("app", waiter: "w2", now: t0) == .connect)
+        #expect(pool.acquire("app", waiter: "w3", now: t0) == .wait)
+        #expect(pool.acquire("app", waiter: "w4", now: t0) == .wait)
+        #expect(pool.acquire("elsewhere", waiter: "x", now: t0) == .connect, "the cap is per destination")
         pool.connected("app")
         pool.connected("app")
         #expect(pool.release("app", "c1", reusable: true, now: t0) == .handOver("c1", to: "w3"))
@@ -72,18 +72,57 @@ struct UpstreamPoolStateTests {
     @Test("a failed connect frees its slot for the next waiter")
     func connectFailureWakesWaiter() {
         var pool = Pool(limits: .init(maximumIdlePerTarget: 10, maximumConnectionsPerTarget: 1, idleTimeout: .seconds(60)))
-        #expect(pool.acquire("app", waiter: "w1") == .connect)
-        #expect(pool.acquire("app", waiter: "w2") == .wait)
-        #expect(pool.connectFailed("app") == "w2")
-        #expect(pool.connectFailed("app") == nil)
-        #expect(pool.acquire("app", waiter: "w3") == .connect)
+        #expect(pool.acquire("app", waiter: "w1", now: t0) == .connect)
+        #expect(pool.acquire("app", waiter: "w2", now: t0) == .wait)
+        #expect(pool.connectFailed("app", .connectFailed, now: t0, jitter: 0) == "w2")
+        #expect(pool.connectFailed("app", .connectFailed, now: t0, jitter: 0) == nil)
+        #expect(pool.acquire("app", waiter: "w3", now: t0 + .seconds(5)) == .connect)
+    }
+
+    @Test("after a failed connect the destination backs off: requests fail fast with the same reason, doubling, until a connect succeeds")
+    func connectBackoff() {
+        var pool = Pool()
+        #expect(pool.acquire("app", waiter: "w1", now: t0) == .connect)
+        #expect(pool.connectFailed("app", .connectTimedOut, now: t0, jitter: 0) == nil)
+        // First failure: 100 ms, half of it random (jitter 0: 50 ms).
+        #expect(pool.acquire("app", waiter: "w2", now: t0 + .milliseconds(49)) == .failFast(.connectTimedOut))
+        #expect(pool.acquire("other", waiter: "x", now: t0 + .milliseconds(49)) == .connect, "back-off is per destination")
+        #expect(pool.acquire("app", waiter: "w3", now: t0 + .milliseconds(50)) == .connect)
+        #expect(pool.connectFailed("app", .connectFailed, now: t0 + .milliseconds(60), jitter: 1) == nil)
+        // Second failure in a row: 200 ms (jitter 1: all of it).
+        #expect(pool.acquire("app", waiter: "w4", now: t0 + .milliseconds(259)) == .failFast(.connectFailed))
+        #expect(pool.acquire("app", waiter: "w5", now: t0 + .milliseconds(260)) == .connect)
+        pool.connected("app")
+        #expect(pool.acquire("app", waiter: "w6", now: t0 + .milliseconds(261)) == .connect, "a success ends the back-off")
+    }
+
+    @Test("the back-off delay doubles up to the maximum and keeps its upper half random")
+    func backoffDelays() {
+        let pool = Pool()
+        #expect(pool.backoffDelay(failures: 1, jitter: 0) == .milliseconds(50))
+        #expect(pool.backoffDelay(failures: 1, jitter: 1) == .milliseconds(100))
+        #expect(pool.backoffDelay(failures: 3, jitter: 1) == .milliseconds(400))
+        #expect(pool.backoffDelay(failures: 10, jitter: 1) == .seconds(2))
+        #expect(pool.backoffDelay(failures: 1_000, jitter: 0.5) == .milliseconds(1500))
+    }
+
+    @Test("a back-off long over is forgotten by the sweep, so failed destinations do not accumulate")
+    func backoffForgotten() {
+        var pool = Pool()
+        _ = pool.acquire("gone", waiter: "w", now: t0)
+        _ = pool.connectFailed("gone", .connectFailed, now: t0, jitter: 0)
+        #expect(pool.hasBackoffs)
+        _ = pool.sweep(now: t0 + .seconds(1))
+        #expect(pool.hasBackoffs, "still within a maximum delay of its end")
+        _ = pool.sweep(now: t0 + .seconds(3))
+        #expect(!pool.hasBackoffs)
     }
 
     @Test("the sweep removes connections idle longer than the timeout, and only those")
     func sweep() {
         var pool = Pool(limits: .init(maximumIdlePerTarget: 10, maximumConnectionsPerTarget: 10, idleTimeout: .seconds(60)))
         for _ in 0..<2 {
-            _ = pool.acquire("app", waiter: "w")
+            _ = pool.acquire("app", waiter: "w", now: t0)
             pool.connected("app")
         }
         _ = pool.release("app", "old", reusable: true, now: t0)

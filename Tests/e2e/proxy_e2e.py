@@ -210,6 +210,23 @@ print(line.decode().strip(), got == b"ping " * 1000)
         out = pod.curl(net.pod, "-o", "/dev/null", "-w", "%{http_code}", "http://10.202.0.99:9090/blackhole", uid=APP_UID)
         check("outbound to an address that never answers is 504 after the connect timeout",
               out.stdout == "504" and time.time() - start < 5, f"{out.stdout} {out.stderr} after {time.time() - start:.1f}s")
+        out = net.run(net.pod, [py, "-c", """
+import socket, time
+def get():
+    s = socket.create_connection(("10.202.0.99", 9090), timeout=10)
+    s.sendall(b"GET /blackhole HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    return data.split(b" ")[1].decode()
+start = time.time(); first = get(); first_took = time.time() - start
+start = time.time(); second = get(); second_took = time.time() - start
+print(first, second, round(first_took, 3), round(second_took, 3))
+"""], uid=APP_UID, timeout=30)
+        parts = out.stdout.split()
+        check("right after a failed connect the destination backs off: the next request fails fast (504, no new connect wait)",
+              len(parts) == 4 and parts[0] == "504" and parts[1] == "504" and float(parts[3]) < 0.3,
+              out.stdout + out.stderr)
         out = net.run(net.pod, [py, "-c", f"""
 import socket
 s = socket.create_connection(("{EXT}", 9091), timeout=5)

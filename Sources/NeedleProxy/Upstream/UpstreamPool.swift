@@ -33,7 +33,7 @@ final class UpstreamPool {
 
     func checkout(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
         let promise = eventLoop.makePromise(of: UpstreamConnection.self)
-        switch state.acquire(target, waiter: promise) {
+        switch state.acquire(target, waiter: promise, now: .now()) {
         case .use(let connection):
             connection.reused = true
             promise.assumeIsolated().succeed(connection)
@@ -41,6 +41,10 @@ final class UpstreamPool {
             connect(target, for: promise)
         case .wait:
             break
+        case .failFast(.connectTimedOut):
+            promise.fail(UpstreamFailure.connectTimeout)
+        case .failFast(.connectFailed):
+            promise.fail(UpstreamFailure.connectFailed("backing off after failed connects"))
         }
         return promise.futureResult
     }
@@ -81,6 +85,10 @@ final class UpstreamPool {
 
     private func sweep() {
         for connection in state.sweep(now: .now()) { connection.channel.close(promise: nil) }
+        if state.idleCount == 0, !state.hasBackoffs {
+            sweeper?.cancel()
+            sweeper = nil
+        }
     }
 
     private func connect(_ target: ListenAddress, for promise: EventLoopPromise<UpstreamConnection>) {
@@ -91,7 +99,10 @@ final class UpstreamPool {
                 promise.assumeIsolated().succeed(connection)
             case .failure(let error):
                 promise.fail(error)
-                if let next = state.connectFailed(target) { connect(target, for: next) }
+                let next = state.connectFailed(target, UpstreamFailure.classify(error), now: .now(),
+                                               jitter: Double.random(in: 0...1))
+                startSweeper()  // forgets the back-off once it is long over
+                if let next { connect(target, for: next) }
             }
         }
     }

@@ -7,12 +7,18 @@ import NIOCore
 /// Rules: an idle connection is reused newest first (the one least likely to have been closed by the
 /// server); at most `maximumConnectionsPerTarget` exist per destination, and requests beyond wait in
 /// order; at most `maximumIdlePerTarget` wait idle; idle ones older than `idleTimeout` are swept; a
-/// connection the server closed while idle leaves the pool at once.
+/// connection the server closed while idle leaves the pool at once. After a failed connect the destination
+/// backs off: until the back-off ends, requests that find no idle connection fail at once with the same
+/// error (502, or 504 after a timeout) instead of each trying again; the back-off doubles with every
+/// failure in a row (from `backoffBase` up to `backoffMaximum`, half of it random) and ends with the first
+/// successful connect.
 struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
     struct Limits: Equatable {
         var maximumIdlePerTarget = 1024
         var maximumConnectionsPerTarget = 4096
         var idleTimeout = TimeAmount.seconds(60)
+        var backoffBase = TimeAmount.milliseconds(100)
+        var backoffMaximum = TimeAmount.seconds(2)
     }
 
     enum Acquisition {
@@ -20,6 +26,8 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
         case connect
         /// At the cap: the waiter gets a connection when one is released or a slot frees up.
         case wait
+        /// The destination is backing off after failed connects: fail the request now, with this reason.
+        case failFast(UpstreamUnavailable)
     }
 
     enum Release {
@@ -35,14 +43,21 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
         let since: NIODeadline
     }
 
+    private struct Backoff {
+        var failures: Int
+        var until: NIODeadline
+        var reason: UpstreamUnavailable
+    }
+
     private struct TargetState {
         var idle: [IdleConnection] = []
         var leased = 0
         var connecting = 0
         var waiters = CircularBuffer<Waiter>()
+        var backoff: Backoff?
 
         var total: Int { idle.count + leased + connecting }
-        var isEmpty: Bool { total == 0 && waiters.isEmpty }
+        var isEmpty: Bool { total == 0 && waiters.isEmpty && backoff == nil }
     }
 
     let limits: Limits
@@ -60,10 +75,11 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
         return newest.connection
     }
 
-    mutating func acquire(_ target: Target, waiter: Waiter) -> Acquisition {
+    mutating func acquire(_ target: Target, waiter: Waiter, now: NIODeadline) -> Acquisition {
         if let connection = takeIdle(target) { return .use(connection) }
         var state = targets[target] ?? TargetState()
         defer { targets[target] = state }
+        if let backoff = state.backoff, now < backoff.until { return .failFast(backoff.reason) }
         if state.total < limits.maximumConnectionsPerTarget {
             state.connecting += 1
             return .connect
@@ -77,13 +93,17 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
         guard var state = targets[target] else { return }
         state.connecting -= 1
         state.leased += 1
+        state.backoff = nil
         targets[target] = state
     }
 
-    /// A connect failed: its slot is free again. Returns a waiter that should now connect, if any.
-    mutating func connectFailed(_ target: Target) -> Waiter? {
+    /// A connect failed: its slot is free again, and the destination backs off (`jitter` in 0...1 picks
+    /// where in the upper half of the delay it ends). Returns a waiter that should now connect, if any.
+    mutating func connectFailed(_ target: Target, _ reason: UpstreamUnavailable, now: NIODeadline, jitter: Double) -> Waiter? {
         guard var state = targets[target] else { return nil }
         state.connecting -= 1
+        let failures = (state.backoff?.failures ?? 0) + 1
+        state.backoff = Backoff(failures: failures, until: now + backoffDelay(failures: failures, jitter: jitter), reason: reason)
         defer { store(state, for: target) }
         guard let waiter = state.waiters.popFirst() else { return nil }
         state.connecting += 1
@@ -117,7 +137,16 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
         return true
     }
 
-    /// Idle connections older than the idle timeout, removed from the pool (the caller closes them).
+    /// The delay after `failures` failed connects in a row: doubling from the base, capped, the upper half random.
+    func backoffDelay(failures: Int, jitter: Double) -> TimeAmount {
+        let doublings = min(max(failures - 1, 0), 20)
+        let full = min(limits.backoffBase.nanoseconds << doublings, limits.backoffMaximum.nanoseconds)
+        let half = full / 2
+        return .nanoseconds(half + Int64(Double(half) * min(max(jitter, 0), 1)))
+    }
+
+    /// Idle connections older than the idle timeout, removed from the pool (the caller closes them). Also
+    /// forgets back-offs that ended more than a maximum delay ago, so failed destinations do not pile up.
     mutating func sweep(now: NIODeadline) -> [Connection] {
         let cutoff = now - limits.idleTimeout
         var expired: [Connection] = []
@@ -128,10 +157,18 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
                 expired.append(entry.connection)
                 return true
             }
-            if state.idle.count != before { store(state, for: target) }
+            var changed = state.idle.count != before
+            if let backoff = state.backoff, backoff.until + limits.backoffMaximum < now {
+                state.backoff = nil
+                changed = true
+            }
+            if changed { store(state, for: target) }
         }
         return expired
     }
+
+    /// Whether any destination keeps state only because it is backing off (the sweep must keep running).
+    var hasBackoffs: Bool { targets.values.contains { $0.backoff != nil } }
 
     /// Every idle connection, removed (shutdown).
     mutating func removeAllIdle() -> [Connection] {
