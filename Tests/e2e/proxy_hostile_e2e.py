@@ -476,6 +476,24 @@ def smuggling(pod):
         check(f"{label} smuggling [{sid}] {name}: {want}, the app sees nothing", answered and not reached, detail)
 
 
+def head_requests(pod):
+    """A HEAD answer has no body whatever its framing headers say; the next response on the connection must
+    start right after its head (a chunk terminator there would be read as the start of the next response)."""
+    for label, ns, host, port, _, _ in directions(pod.net):
+        for path in ("/chunked-head", "/plain-head"):
+            sock = connect(ns, host, port)
+            try:
+                sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: app\r\n\r\nGET /hello HTTP/1.1\r\nHost: app\r\n\r\n".encode())
+                data, state = recv_until(sock, lambda d: b"hello from" in d, 5)
+            finally:
+                sock.close()
+            first_end = data.find(b"\r\n\r\n")
+            ok = data.startswith(b"HTTP/1.1 200") and first_end > 0 and data[first_end + 4:].startswith(b"HTTP/1.1 200") \
+                and b"hello from" in data
+            check(f"{label} HEAD {path} then GET on one connection: no body after the HEAD answer, the GET is answered",
+                  ok, f"{state}: {data[:300]!r}")
+
+
 # --- 3. an app that closes idle keep-alive connections first -----------------------------------------------
 
 def keepalive(pod):
@@ -908,7 +926,8 @@ def main_pod(args):
             "NEEDLE_PROXY_SHUTDOWN_GRACE_PERIOD": "10s",
             "NEEDLE_PROXY_INBOUND_PORTS": f"{HTTP_PORT},{H2C_PORT},{KEEPALIVE_PORT}",
         })
-        groups = [("1xx responses", informational, (pod,)), ("request smuggling", smuggling, (pod,)),
+        groups = [("1xx responses", informational, (pod,)), ("HEAD answers", head_requests, (pod,)),
+                  ("request smuggling", smuggling, (pod,)),
                   ("stale keep-alive", keepalive, (pod,)), ("h2c app restart", h2_restart, (pod, state)),
                   ("h2c garbage", h2_garbage, (pod,)), ("slowloris", slowloris, (pod,)),
                   ("drain", drain, (pod,))]  # drain stops the proxy: last

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NeedleContract
 
-/// HTTP/1.1: the server codec, the header-read timeout and `HTTP1ProxyHandler` go where detection was;
+/// HTTP/1.1: the server codec (NIO's request decoder, our response encoder), the header-read timeout and `HTTP1ProxyHandler` go where detection was;
 /// after a `101` the connection becomes a TCP splice.
 struct HTTP1Forwarder {
     let pools: UpstreamPools
@@ -12,14 +12,14 @@ struct HTTP1Forwarder {
                metrics: TargetMetrics, buffered: ByteBuffer) throws {
         let channel = context.channel
         let pool = try pools.pool(on: channel.eventLoop)
-        let encoder = HTTPResponseEncoder()
+        let encoder = HTTP1ResponseEncoder()
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes,
                                                               informationalResponseStrategy: .drop,
                                                               limitConfiguration: HTTPLimits.http1Decoder))
         let timer = HeaderReadTimeoutHandler(timeout: headerReadTimeout, bytesAlreadyRead: buffered.readableBytes > 0)
         let proxy = HTTP1ProxyHandler(
             upstreams: pool.provider(for: target), metrics: RequestMetrics(target: metrics), headerTimer: timer,
-            startTunnel: { client, upstream in
+            responseEncoder: encoder, startTunnel: { client, upstream in
                 Self.startTunnel(client: client, timer: timer, encoder: encoder, decoder: decoder, upstream: upstream)
             })
         let sync = channel.pipeline.syncOperations
@@ -34,7 +34,7 @@ struct HTTP1Forwarder {
     /// WebSocket and other upgrades: after the 101 both sides become plain byte streams. The order matters:
     /// every HTTP codec must be gone from a pipeline before raw bytes are written through it, and each
     /// decoder hands the bytes it already read past the 101 to the glue when it is removed.
-    static func startTunnel(client: any Channel, timer: HeaderReadTimeoutHandler, encoder: HTTPResponseEncoder,
+    static func startTunnel(client: any Channel, timer: HeaderReadTimeoutHandler, encoder: HTTP1ResponseEncoder,
                             decoder: ByteToMessageHandler<HTTPRequestDecoder>, upstream: UpstreamConnection) {
         let (clientGlue, upstreamGlue) = GlueHandler.pair()
         let clientSync = client.pipeline.syncOperations

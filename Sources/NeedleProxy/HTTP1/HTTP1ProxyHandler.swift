@@ -15,6 +15,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
     private let upstreams: any UpstreamProvider
     private let metrics: RequestMetrics
     private let headerTimer: HeaderReadTimeoutHandler?
+    private let responseEncoder: HTTP1ResponseEncoder?
     private let startTunnel: TunnelStarter
     private var context: ChannelHandlerContext?
     /// Actions are performed by the outermost call only; events raised while performing (a write that
@@ -22,10 +23,11 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
     private var performing = false
 
     init(upstreams: any UpstreamProvider, metrics: RequestMetrics, headerTimer: HeaderReadTimeoutHandler?,
-         startTunnel: @escaping TunnelStarter) {
+         responseEncoder: HTTP1ResponseEncoder? = nil, startTunnel: @escaping TunnelStarter) {
         self.upstreams = upstreams
         self.metrics = metrics
         self.headerTimer = headerTimer
+        self.responseEncoder = responseEncoder
         self.startTunnel = startTunnel
     }
 
@@ -36,7 +38,9 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head): machine.requestHead(head, now: .now())
+        case .head(let head):
+            responseEncoder?.requestHeadReceived(head.method)
+            machine.requestHead(head, now: .now())
         case .body(let buffer): machine.requestBody(buffer)
         case .end(let trailers): machine.requestEnd(trailers)
         }

@@ -10,6 +10,8 @@ GET  /early-hints?ms=N   "103 Early Hints" (Link: </a.css>; rel=preload) at once
 POST /upload             200 "received=<body length>" (Expect: 100-continue is answered with 100 before the body
                          is read: http.server does that for HTTP/1.1 requests)
 POST /echo               200, the body back
+HEAD /chunked-head       200 with "Transfer-Encoding: chunked" and no body (as Node.js answers HEAD)
+HEAD anything else       200 with a Content-Length and no body
 anything else            404 (still recorded)
 Prints "ready" once listening; exits after --lifetime seconds."""
 
@@ -80,6 +82,14 @@ class App(BaseHTTPRequestHandler):
             time.sleep(int(query.get("ms", ["1000"])[0]) / 1000)
             return self.reply(200, b"hinted\n")
         self.reply(404, b"not found\n")
+
+    def do_HEAD(self):
+        if self.path.startswith("/chunked-head"):
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-App: " + self.server.name.encode() + b"\r\n\r\n")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "42")
+        self.end_headers()
 
     def do_POST(self):
         body = self.read_body()
