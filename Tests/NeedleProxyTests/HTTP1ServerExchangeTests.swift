@@ -61,6 +61,21 @@ struct HTTP1ServerExchangeTests {
         #expect(m.drain() == [])
     }
 
+    @Test("a keep-alive HTTP/1.0 client is closed after a body that has no length, and kept after one that has")
+    func http10BodyWithoutLength() {
+        for (headers, end) in [([("content-length", "3")], "respond end flush"), ([], "respond end then close")] {
+            var m = Machine()
+            m.requestHead(request(.GET, "/", version: .http1_0, [("connection", "keep-alive")]), now: .now())
+            m.requestEnd(nil)
+            m.upstreamAcquired(1, "u1", reused: false, writable: true)
+            _ = m.drain()
+            m.responseHead(response(200, headers))
+            m.responseBody(bytes(3))
+            m.responseEnd(nil)
+            #expect(m.drain().contains(end), "\(headers)")
+        }
+    }
+
     @Test("pipelined requests wait for the response in flight, then go in order")
     func pipelining() {
         var m = Machine()

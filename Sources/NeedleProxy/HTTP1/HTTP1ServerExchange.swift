@@ -250,6 +250,11 @@ struct HTTP1ServerExchange<Upstream> {
             return
         }
         let switching = code == 101 && current.upgrade != nil
+        if !switching, current.version == .http1_0, current.method != .HEAD, head.status.mayHaveResponseBody,
+           !headers.contains(name: "content-length"), persistence == .keepAlive {
+            // A body without a length reaches an HTTP/1.0 client unframed: only the close can end it.
+            persistence = .closeAfterExchange
+        }
         if switching, let upgrade = current.upgrade {
             headers.replaceOrAdd(name: "connection", value: "upgrade")
             headers.replaceOrAdd(name: "upgrade", value: upgrade)
