@@ -3,10 +3,11 @@ import Glibc
 #endif
 
 /// Reads the inputs kept under `Fuzz/Regressions/<target>/` (one file per input a fuzzer once found),
-/// without Foundation, like the proxy. A missing directory reads as no inputs.
+/// without Foundation, like the proxy. Nil when the directory cannot be opened, so a wrong path fails the
+/// replay instead of replaying nothing.
 public enum RegressionFiles {
-    public static func read(directory: String) -> [(name: String, bytes: [UInt8])] {
-        guard let handle = opendir(directory) else { return [] }
+    public static func read(directory: String) -> [(name: String, bytes: [UInt8])]? {
+        guard let handle = opendir(directory) else { return nil }
         defer { closedir(handle) }
         var names: [String] = []
         while let entry = readdir(handle) {

@@ -21,9 +21,10 @@ struct FuzzHarnessTests {
         }
     }
 
-    static func regressions(_ target: String) -> [(name: String, bytes: [UInt8])] {
-        let directory = String(#filePath).split(separator: "/").dropLast(3).joined(separator: "/")
-        return RegressionFiles.read(directory: "/\(directory)/Fuzz/Regressions/\(target)")
+    static func regressions(_ target: String) throws -> [(name: String, bytes: [UInt8])] {
+        let root = String(#filePath).split(separator: "/").dropLast(3).joined(separator: "/")
+        let directory = "/\(root)/Fuzz/Regressions/\(target)"
+        return try #require(RegressionFiles.read(directory: directory), "cannot read \(directory)")
     }
 
     @Test("HTTP/1.1 exchange: 3,000 pseudo-random event sequences keep every property")
@@ -38,8 +39,8 @@ struct FuzzHarnessTests {
     }
 
     @Test("HTTP/1.1 exchange: inputs fuzzers found stay fixed")
-    func exchangeRegressions() {
-        for (name, bytes) in Self.regressions("http1-exchange") {
+    func exchangeRegressions() throws {
+        for (name, bytes) in try Self.regressions("http1-exchange") {
             #expect(HTTP1ExchangeHarness.check(bytes).isEmpty, "\(name)")
         }
     }
@@ -63,8 +64,8 @@ struct FuzzHarnessTests {
     }
 
     @Test("protocol detection: inputs fuzzers found stay fixed")
-    func detectionRegressions() {
-        for (name, bytes) in Self.regressions("protocol-detection") {
+    func detectionRegressions() throws {
+        for (name, bytes) in try Self.regressions("protocol-detection") {
             #expect(ProtocolDetectionHarness.check(bytes).isEmpty, "\(name)")
         }
     }

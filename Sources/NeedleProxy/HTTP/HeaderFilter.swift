@@ -2,8 +2,8 @@ import NIOHTTP1
 import NeedleContract
 
 /// RFC 9110 §7.6.1: hop-by-hop fields apply to one connection only and are not forwarded; neither is any
-/// field the `Connection` header names. `Transfer-Encoding` is kept: NIO re-frames the body to match it on
-/// the next hop, so the message stays correctly delimited. An `Upgrade` request keeps `Upgrade` and
+/// field the `Connection` header names. `Transfer-Encoding` is kept: the encoders frame the body to match
+/// it on the next hop, so the message stays correctly delimited. An `Upgrade` request keeps `Upgrade` and
 /// `Connection: upgrade` so the upstream can switch protocols (WebSocket).
 public enum HeaderFilter {
     static let hopByHop: [String] = [
@@ -26,7 +26,7 @@ public enum HeaderFilter {
             var value = value
             value.withUTF8 { bytes in
                 forEachToken(in: bytes) { token in
-                    if equalsIgnoringASCIICase(token, "upgrade") {
+                    if equalsIgnoringASCIICase(token, "upgrade".utf8) {
                         wantsUpgrade = true
                     } else if hopByHopIndex(token) == nil {
                         nominated.append(String(decoding: token, as: UTF8.self).lowercased())
@@ -45,10 +45,6 @@ public enum HeaderFilter {
             result.add(name: "Upgrade", value: upgrade)
         }
         return (result, upgrade)
-    }
-
-    static func isHopByHop(_ name: String) -> Bool {
-        hopByHopIndex(name) != nil
     }
 
     /// The position of `name` in `hopByHop`, compared without regard to ASCII case.
@@ -91,10 +87,6 @@ public enum HeaderFilter {
     /// `lowercase` must already be lower-case ASCII.
     static func equalsIgnoringASCIICase<Name: StringProtocol>(_ name: Name, _ lowercase: String) -> Bool {
         equalsIgnoringASCIICase(name.utf8, lowercase.utf8)
-    }
-
-    static func equalsIgnoringASCIICase(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: String) -> Bool {
-        equalsIgnoringASCIICase(name, lowercase.utf8)
     }
 
     static func equalsIgnoringASCIICase<Bytes: Collection<UInt8>, Lowercase: Collection<UInt8>>(
