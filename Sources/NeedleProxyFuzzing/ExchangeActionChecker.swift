@@ -33,18 +33,28 @@ struct ExchangeActionChecker {
         case .acquireUpstream(let id):
             if outstanding.contains(id) { fail("asked twice for an upstream for exchange \(id)") }
             outstanding.append(id)
-        case .sendUpstream(let upstream, _), .flushUpstream(let upstream), .setUpstreamReading(let upstream, _):
+        case .sendRequestHead(let upstream, _, _), .sendUpstream(let upstream, _), .flushUpstream(let upstream),
+             .setUpstreamReading(let upstream, _):
             if !held.contains(upstream) { fail("used upstream \(upstream) it does not hold (\(action))") }
         case .releaseUpstream(let upstream, _):
             if held.remove(upstream) == nil { fail("released upstream \(upstream), which it does not hold") }
         case .startTunnel(let upstream):
             if held.remove(upstream) == nil { fail("tunnelled to upstream \(upstream), which it does not hold") }
             clientClosing = true
-        case .respond(let part, _):
-            respond(part)
-        case .respondThenClose(let part):
-            respond(part)
-            clientClosing = true
+        case .respondHead(_, let status, _):
+            if clientClosing { fail("wrote a \(status) head to a client it had closed") }
+            if responseOpen { fail("a second response head (\(status)) before the first response ended") }
+            if !(100..<200).contains(status) || status == 101 { responseOpen = true }
+        case .respondBody:
+            if clientClosing { fail("wrote body bytes to a client it had closed") }
+            if !responseOpen { fail("a response body without a response head") }
+        case .respondEnd(_, let close):
+            if clientClosing { fail("ended a response on a client it had closed") }
+            if !responseOpen { fail("a response end without a response head") }
+            responseOpen = false
+            if close { clientClosing = true }
+        case .flushClient:
+            break
         case .respondWithError(let status, _, _, let close):
             if clientClosing { fail("wrote a \(status.code) error to a client it had closed") }
             if responseOpen { fail("wrote a \(status.code) error in the middle of a response") }
@@ -58,21 +68,6 @@ struct ExchangeActionChecker {
             clientClosing = true
         case .setClientReading, .requestHeadReceived, .awaitRequestHead:
             break
-        }
-    }
-
-    private mutating func respond(_ part: HTTPServerResponsePart) {
-        if clientClosing { fail("wrote \(part) to a client it had closed") }
-        switch part {
-        case .head(let head):
-            if responseOpen { fail("a second response head (\(head.status.code)) before the first response ended") }
-            let code = head.status.code
-            if !(100..<200).contains(code) || code == 101 { responseOpen = true }
-        case .body:
-            if !responseOpen { fail("a response body without a response head") }
-        case .end:
-            if !responseOpen { fail("a response end without a response head") }
-            responseOpen = false
         }
     }
 

@@ -35,18 +35,31 @@ public enum HTTP1ExchangeHarness {
             clock += Int64(input.byte()) * 1_000_000
             let holding = !checker.held.isEmpty
             switch input.choice(16) {
-            case 0 where !clientGone: machine.requestHead(requestHead(&input), now: now)
+            case 0 where !clientGone:
+                switch requestHead(&input) {
+                case .success(let head): machine.requestHead(head, now: now)
+                case .failure(let error): machine.requestMalformed(status: error.status, reason: error.reason, now: now)
+                }
             case 1 where !clientGone: machine.requestBody(ByteBuffer(repeating: 0x61, count: input.choice(64) * 512))
-            case 2 where !clientGone: machine.requestEnd(input.bool() ? nil : ["x-trailer": "1"])
+            case 2 where !clientGone: machine.requestEnd(trailers: input.bool() ? nil : ByteBuffer(string: "x-trailer: 1\r\n"))
             case 3 where !clientGone: machine.clientReadComplete()
             case 4 where !clientGone: machine.clientWritabilityChanged(input.bool())
             case 5: answerAcquisition(&input, succeed: true)
             case 6: answerAcquisition(&input, succeed: false)
             case 7 where holding: machine.upstreamWritabilityChanged(input.bool())
-            case 8 where holding: machine.responseHead(responseHead(&input))
+            case 8 where holding:
+                switch responseHead(&input) {
+                case .success(let head): machine.responseHead(head)
+                case .failure(let error): machine.upstreamInvalid(error.reason)
+                }
             case 9 where holding: machine.responseBody(ByteBuffer(repeating: 0x62, count: input.choice(8) + 1))
-            case 10 where holding: machine.responseEnd(nil)
-            case 11 where holding: machine.upstreamClosed()
+            case 10 where holding: machine.responseEnd(trailers: nil)
+            case 11 where holding:
+                switch input.choice(3) {
+                case 0: machine.upstreamClosed()
+                case 1: machine.upstreamInvalid("fuzzed")
+                default: machine.upstreamReadComplete()
+                }
             case 12 where !clientGone: machine.clientInputClosed()
             case 13 where !clientGone: machine.quiesce()
             case 14 where !clientGone:
@@ -101,32 +114,41 @@ public enum HTTP1ExchangeHarness {
             }
         }
 
-        private func requestHead(_ input: inout FuzzInput) -> HTTPRequestHead {
-            let methods: [HTTPMethod] = [.GET, .POST, .HEAD, .PUT, .OPTIONS, .DELETE]
+        /// A request head as bytes, parsed the way the proxy does (a smuggling shape is refused there).
+        private func requestHead(_ input: inout FuzzInput) -> Result<HTTP1RequestHead, HTTP1WireError> {
+            let methods = ["GET", "POST", "HEAD", "PUT", "OPTIONS", "DELETE", "CONNECT"]
             let method = methods[input.choice(methods.count)]
-            let version: HTTPVersion = input.choice(4) == 0 ? .http1_0 : .http1_1
-            var headers: HTTPHeaders = ["host": "app"]
+            let version = input.choice(4) == 0 ? "HTTP/1.0" : "HTTP/1.1"
+            var head = "\(method) /\(input.byte()) \(version)\r\nhost: app\r\n"
             let shape = input.byte()
-            if shape & 1 != 0 { headers.add(name: "connection", value: "close") }
-            if shape & 2 != 0 { headers.add(name: "connection", value: "upgrade"); headers.add(name: "upgrade", value: "websocket") }
-            if shape & 4 != 0 { headers.add(name: "content-length", value: "5") }
-            if shape & 8 != 0 { headers.add(name: "transfer-encoding", value: "chunked") }
-            if shape & 16 != 0 { headers.add(name: "content-length", value: "6") }
-            if shape & 32 != 0 { headers.add(name: "transfer-encoding", value: "gzip") }
-            if shape & 64 != 0 { headers.add(name: "connection", value: "keep-alive") }
-            return HTTPRequestHead(version: version, method: method, uri: "/\(shape)", headers: headers)
+            if shape & 1 != 0 { head += "connection: close\r\n" }
+            if shape & 2 != 0 { head += "connection: upgrade\r\nupgrade: websocket\r\n" }
+            if shape & 4 != 0 { head += "content-length: 5\r\n" }
+            if shape & 8 != 0 { head += "transfer-encoding: chunked\r\n" }
+            if shape & 16 != 0 { head += "content-length: 6\r\n" }
+            if shape & 32 != 0 { head += "transfer-encoding: gzip\r\n" }
+            if shape & 64 != 0 { head += "connection: keep-alive\r\n" }
+            head += "\r\n"
+            return ByteBuffer(string: head).withUnsafeReadableBytes { bytes in
+                Result { () throws(HTTP1WireError) in try HTTP1RequestDecoder.request(bytes) }
+            }
         }
 
-        private func responseHead(_ input: inout FuzzInput) -> HTTPResponseHead {
-            let codes: [UInt] = [100, 101, 103, 200, 204, 304, 404, 500, 502]
+        private func responseHead(_ input: inout FuzzInput) -> Result<HTTP1ResponseHead, HTTP1WireError> {
+            let codes = [100, 101, 103, 200, 204, 304, 404, 500, 502]
             let code = codes[input.choice(codes.count)]
-            var headers: HTTPHeaders = [:]
             let shape = input.byte()
-            if shape & 1 != 0 { headers.add(name: "connection", value: "close") }
-            if shape & 2 != 0 { headers.add(name: "content-length", value: "1") }
-            if code == 101 { headers.add(name: "connection", value: "upgrade"); headers.add(name: "upgrade", value: "websocket") }
-            let version: HTTPVersion = shape & 4 != 0 ? .http1_0 : .http1_1
-            return HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: Int(code)), headers: headers)
+            var head = "\(shape & 4 != 0 ? "HTTP/1.0" : "HTTP/1.1") \(code) X\r\n"
+            if shape & 1 != 0 { head += "connection: close\r\n" }
+            if shape & 2 != 0 { head += "content-length: 1\r\n" }
+            if shape & 8 != 0 { head += "transfer-encoding: chunked\r\n" }
+            if code == 101 { head += "connection: upgrade\r\nupgrade: websocket\r\n" }
+            head += "\r\n"
+            let raw = ByteBuffer(string: head)
+            let method: HTTPMethod = shape & 16 != 0 ? .HEAD : (shape & 32 != 0 ? .CONNECT : .GET)
+            return raw.withUnsafeReadableBytes { bytes in
+                Result { () throws(HTTP1WireError) in try HTTP1ResponseDecoder.response(bytes, raw: raw, answering: method) }
+            }
         }
     }
 }

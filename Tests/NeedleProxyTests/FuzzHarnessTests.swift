@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import Testing
 @testable import NeedleProxy
@@ -86,11 +87,11 @@ struct FuzzHarnessTests {
         #expect(writeAfterRelease.violations.count == 1)
 
         var errorInsideResponse = ExchangeActionChecker()
-        errorInsideResponse.observe(.respond(.head(HTTPResponseHead(version: .http1_1, status: .ok)), flush: false))
+        errorInsideResponse.observe(.respondHead(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\n"), status: 200, flush: false))
         errorInsideResponse.observe(.respondWithError(.badGateway, reason: "x", version: .http1_1, close: true))
-        errorInsideResponse.observe(.respond(.end(nil), flush: true))
+        errorInsideResponse.observe(.respondEnd(nil, close: false))
         #expect(errorInsideResponse.violations == ["wrote a 502 error in the middle of a response",
-                                                   "wrote end(nil) to a client it had closed"])
+                                                   "ended a response on a client it had closed"])
 
         var leak = ExchangeActionChecker()
         leak.observe(.countRequest)

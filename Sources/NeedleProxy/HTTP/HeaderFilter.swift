@@ -1,6 +1,7 @@
 import NIOHTTP1
 import NeedleContract
 
+/// For HTTP/2 messages, which arrive as `HTTPHeaders` (HTTP/1.1 is filtered on its bytes by `HTTP1HeadWriter`).
 /// RFC 9110 §7.6.1: hop-by-hop fields apply to one connection only and are not forwarded; neither is any
 /// field the `Connection` header names. `Transfer-Encoding` is kept: the encoders frame the body to match
 /// it on the next hop, so the message stays correctly delimited. An `Upgrade` request keeps `Upgrade` and
@@ -25,10 +26,10 @@ public enum HeaderFilter {
             guard index == 0 else { continue }  // "connection": its tokens name more fields to drop
             var value = value
             value.withUTF8 { bytes in
-                forEachToken(in: bytes) { token in
-                    if equalsIgnoringASCIICase(token, "upgrade".utf8) {
+                HTTP1Syntax.forEachListElement(UnsafeRawBufferPointer(bytes)) { token in
+                    if HTTP1Syntax.equalsIgnoringCase(token, "upgrade") {
                         wantsUpgrade = true
-                    } else if hopByHopIndex(token) == nil {
+                    } else if hopByHopIndex(token.assumingMemoryBound(to: UInt8.self)) == nil {
                         nominated.append(String(decoding: token, as: UTF8.self).lowercased())
                     }
                 }
@@ -63,25 +64,6 @@ public enum HeaderFilter {
             if equalsIgnoringASCIICase(name, candidate) { return index }
         }
         return nil
-    }
-
-    /// Calls `body` with each comma-separated token of a field value, without surrounding spaces or tabs.
-    static func forEachToken(in bytes: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
-        var start = 0
-        while start < bytes.count {
-            var comma = start
-            while comma < bytes.count, bytes[comma] != UInt8(ascii: ",") { comma += 1 }
-            var lower = start
-            var upper = comma
-            while lower < upper, isSpaceOrTab(bytes[lower]) { lower += 1 }
-            while lower < upper, isSpaceOrTab(bytes[upper - 1]) { upper -= 1 }
-            if lower < upper { body(UnsafeBufferPointer(rebasing: bytes[lower..<upper])) }
-            start = comma + 1
-        }
-    }
-
-    private static func isSpaceOrTab(_ byte: UInt8) -> Bool {
-        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
     }
 
     /// `lowercase` must already be lower-case ASCII.

@@ -1,12 +1,9 @@
-import NIOCore
-import NIOHTTP1
-
 /// An exchange's hold on its upstream, shared by the HTTP/1.1 and HTTP/2 exchange machines: while the
 /// connection (or stream) is being made, the request parts after the head wait here; once it is there,
 /// parts go straight to it. The head itself is kept by the exchange and sent first on attach, so a request
 /// whose upstream is ready at once allocates nothing here.
-enum UpstreamLink<Upstream> {
-    case acquiring(pending: [HTTPClientRequestPart], pendingBytes: Int)
+enum UpstreamLink<Upstream, Part> {
+    case acquiring(pending: [Part], pendingBytes: Int)
     case attached(Upstream, writable: Bool)
 
     /// Nothing held yet: the head is sent first on attach.
@@ -19,15 +16,16 @@ enum UpstreamLink<Upstream> {
         case held(pendingBytes: Int)
     }
 
-    mutating func forward(_ part: HTTPClientRequestPart) -> Forwarded {
+    /// `bytes`: the part's body bytes, which count towards the limit of what may be held.
+    mutating func forward(_ part: Part, bytes: Int) -> Forwarded {
         switch self {
         case .attached(let upstream, let writable):
             return .send(to: upstream, writable: writable)
-        case .acquiring(var pending, var bytes):
+        case .acquiring(var pending, var held):
             pending.append(part)
-            if case .body(.byteBuffer(let buffer)) = part { bytes += buffer.readableBytes }
-            self = .acquiring(pending: pending, pendingBytes: bytes)
-            return .held(pendingBytes: bytes)
+            held += bytes
+            self = .acquiring(pending: pending, pendingBytes: held)
+            return .held(pendingBytes: held)
         }
     }
 

@@ -2,32 +2,32 @@ import NIOCore
 import NIOHTTP1
 
 /// Proxies the HTTP/1.1 exchanges of one client connection to upstream connections from an
-/// `UpstreamProvider`. Every decision is `HTTP1ServerExchange`'s; this handler turns NIO callbacks into its
-/// events and performs the actions it returns.
-final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, UpstreamDelegate {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+/// `HTTP1UpstreamProvider`, on raw bytes: `HTTP1RequestDecoder` parses, `HTTP1ServerExchange` decides, and
+/// this handler performs what it says, writing bytes the machine has already framed.
+final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, HTTP1UpstreamDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// Called when a 101 response is out: the HTTP handlers step aside and the two channels are spliced.
-    typealias TunnelStarter = (_ client: any Channel, _ upstream: UpstreamConnection) -> Void
+    /// `pending` holds client bytes read after the upgrade request: the tunnel's first bytes upstream.
+    typealias TunnelStarter = (_ client: any Channel, _ upstream: HTTP1UpstreamConnection, _ pending: ByteBuffer) -> Void
 
-    private var machine = HTTP1ServerExchange<UpstreamConnection>()
-    private let upstreams: any UpstreamProvider
+    private var machine = HTTP1ServerExchange<HTTP1UpstreamConnection>()
+    private var decoder = HTTP1RequestDecoder()
+    private let upstreams: any HTTP1UpstreamProvider
     private let metrics: RequestMetrics
     private let headerTimer: HeaderReadTimeoutHandler?
-    private let responseEncoder: HTTP1ResponseEncoder?
     private let startTunnel: TunnelStarter
     private var context: ChannelHandlerContext?
     /// Actions are performed by the outermost call only; events raised while performing (a write that
     /// changes writability) queue theirs behind.
     private var performing = false
 
-    init(upstreams: any UpstreamProvider, metrics: RequestMetrics, headerTimer: HeaderReadTimeoutHandler?,
-         responseEncoder: HTTP1ResponseEncoder? = nil, startTunnel: @escaping TunnelStarter) {
+    init(upstreams: any HTTP1UpstreamProvider, metrics: RequestMetrics, headerTimer: HeaderReadTimeoutHandler?,
+         startTunnel: @escaping TunnelStarter) {
         self.upstreams = upstreams
         self.metrics = metrics
         self.headerTimer = headerTimer
-        self.responseEncoder = responseEncoder
         self.startTunnel = startTunnel
     }
 
@@ -37,14 +37,20 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            responseEncoder?.requestHeadReceived(head.method)
-            machine.requestHead(head, now: .now())
-        case .body(let buffer): machine.requestBody(buffer)
-        case .end(let trailers): machine.requestEnd(trailers)
+        decoder.received(unwrapInboundIn(data))
+        while let event = decoder.next() {
+            switch event {
+            case .head(let head): machine.requestHead(head, now: .now())
+            case .body(let buffer): machine.requestBody(buffer)
+            case .end(let trailers): machine.requestEnd(trailers: trailers)
+            case .invalid(let error): machine.requestMalformed(status: error.status, reason: error.reason, now: .now())
+            }
+            perform()
         }
-        perform()
+        if decoder.unparsedBytes > HTTP1RequestDecoder.maximumHeadBytes {
+            // After an upgrade request the client should wait for the 101; it may not fill memory meanwhile.
+            try? context.channel.syncOptions?.setOption(.autoRead, value: false)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -66,17 +72,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
-        if case .headerOverflow = parserError {
-            machine.requestMalformed(status: .requestHeaderFieldsTooLarge,
-                                     reason: "request header block over \(HTTPLimits.maximumHeaderBytes) bytes", now: .now())
-        } else {
-            machine.requestMalformed(status: .badRequest, reason: "malformed HTTP request (\(parserError))", now: .now())
-        }
-        perform()
+        context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -91,14 +87,20 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
         }
     }
 
-    // MARK: Upstream side (UpstreamDelegate)
+    // MARK: Upstream side (HTTP1UpstreamDelegate)
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
-        switch part {
+    func upstreamResponse(_ event: HTTP1ResponseDecoder.Event) {
+        switch event {
         case .head(let head): machine.responseHead(head)
         case .body(let buffer): machine.responseBody(buffer)
-        case .end(let trailers): machine.responseEnd(trailers)
+        case .end(let trailers): machine.responseEnd(trailers: trailers)
+        case .invalid(let reason): machine.upstreamInvalid(reason)
         }
+        perform()
+    }
+
+    func upstreamReadComplete() {
+        machine.upstreamReadComplete()
         perform()
     }
 
@@ -123,28 +125,43 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
         }
     }
 
-    private func run(_ action: HTTP1ServerExchange<UpstreamConnection>.Action) {
+    private func run(_ action: HTTP1ServerExchange<HTTP1UpstreamConnection>.Action) {
         switch action {
         case .acquireUpstream(let id):
             acquire(id)
-        case .sendUpstream(let upstream, let part):
-            upstream.handler.write(part)
+        case .sendRequestHead(let upstream, let bytes, let method):
+            upstream.handler.writeHead(bytes, method: method)
+        case .sendUpstream(let upstream, let bytes):
+            upstream.handler.write(bytes)
         case .flushUpstream(let upstream):
             upstream.handler.flush()
         case .releaseUpstream(let upstream, let reusable):
             upstreams.release(upstream, reusable: reusable)
         case .setUpstreamReading(let upstream, let enabled):
             upstream.setReading(enabled)
-        case .respond(let part, let flush):
+        case .respondHead(let bytes, _, let flush):
             guard let context else { return }
-            context.write(wrapOutboundOut(part), promise: nil)
+            context.write(wrapOutboundOut(bytes), promise: nil)
             if flush { context.flush() }
-        case .respondThenClose(let part):
+        case .respondBody(let bytes):
+            context?.write(wrapOutboundOut(bytes), promise: nil)
+        case .respondEnd(let bytes, let close):
             guard let context else { return }
-            context.writeAndFlush(wrapOutboundOut(part)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            guard close else {
+                if let bytes { context.write(wrapOutboundOut(bytes), promise: nil) }
+                context.flush()
+                return
+            }
+            context.writeAndFlush(wrapOutboundOut(bytes ?? context.channel.allocator.buffer(capacity: 0)))
+                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        case .flushClient:
+            context?.flush()
         case .respondWithError(let status, let reason, let version, let close):
             guard let context else { return }
-            ProxyErrorResponse.write(status, reason: reason, version: version, close: close, context: context, wrap: wrapOutboundOut)
+            let bytes = ProxyErrorResponse.http1(status, reason: reason, version: version, close: close,
+                                                 allocator: context.channel.allocator)
+            let written = context.writeAndFlush(wrapOutboundOut(bytes))
+            if close { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
         case .setClientReading(let enabled):
             guard let context else { return }
             try? context.channel.syncOptions?.setOption(.autoRead, value: enabled)
@@ -160,7 +177,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
         case .startTunnel(let upstream):
             guard let context else { return }
             upstream.handler.delegate = nil
-            startTunnel(context.channel, upstream)
+            startTunnel(context.channel, upstream, decoder.takeUnparsed())
         case .close:
             context?.close(promise: nil)
         }
@@ -182,7 +199,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, U
         }
     }
 
-    private func attach(_ id: ExchangeID, _ upstream: UpstreamConnection) {
+    private func attach(_ id: ExchangeID, _ upstream: HTTP1UpstreamConnection) {
         upstream.handler.delegate = self
         machine.upstreamAcquired(id, upstream, reused: upstream.reused, writable: upstream.isWritable)
     }

@@ -25,13 +25,21 @@ struct HTTP1ServerExchange<Upstream> {
     enum Action {
         /// Get an upstream connection, then report `upstreamAcquired` or `upstreamUnavailable` with this id.
         case acquireUpstream(ExchangeID)
-        case sendUpstream(Upstream, HTTPClientRequestPart)
+        /// A request head; its method tells the upstream's decoder how the answer is framed.
+        case sendRequestHead(Upstream, ByteBuffer, method: HTTPMethod)
+        /// Request body bytes, already framed for the upstream.
+        case sendUpstream(Upstream, ByteBuffer)
         case flushUpstream(Upstream)
         case releaseUpstream(Upstream, reusable: Bool)
         case setUpstreamReading(Upstream, Bool)
-        case respond(HTTPServerResponsePart, flush: Bool)
-        /// Write the part, then close the connection once it is out.
-        case respondThenClose(HTTPServerResponsePart)
+        /// A response head for the client (a 1xx is flushed at once; a final one goes out with its body).
+        case respondHead(ByteBuffer, status: Int, flush: Bool)
+        /// Response body bytes, already framed for the client; flushed at the end of the upstream's read burst.
+        case respondBody(ByteBuffer)
+        /// The response is complete: write its last bytes (the last chunk), flush, and close once they are
+        /// out when `close`.
+        case respondEnd(ByteBuffer?, close: Bool)
+        case flushClient
         /// A response of the proxy's own (errors): status, a one-line reason, and whether to close after it.
         case respondWithError(HTTPResponseStatus, reason: String, version: HTTPVersion, close: Bool)
         case setClientReading(Bool)
@@ -53,11 +61,13 @@ struct HTTP1ServerExchange<Upstream> {
         let upgrade: String?
         let started: NIODeadline
         /// What is sent upstream first, and again for the one retry while no body was sent.
-        let upstreamHead: HTTPRequestHead
+        let upstreamHead: ByteBuffer
+        /// How the request body is framed towards the upstream (as the client framed it).
+        let requestFraming: HTTP1BodyEncoder.Framing
         var requestEnded = false
         var sentBody = false
         var retried = false
-        var upstream = UpstreamLink<Upstream>.connecting
+        var upstream = UpstreamLink<Upstream, ByteBuffer>.connecting
         /// The upstream came from the pool (a failure on it may be a stale keep-alive connection).
         var reusedUpstream = false
         var response: ResponseProgress = .awaitingHead
@@ -65,7 +75,7 @@ struct HTTP1ServerExchange<Upstream> {
 
     private enum ResponseProgress {
         case awaitingHead
-        case streaming(status: Int, upstreamKeepAlive: Bool, switchingProtocols: Bool)
+        case streaming(status: Int, upstreamKeepAlive: Bool, switchingProtocols: Bool, framing: HTTP1BodyEncoder.Framing)
     }
 
     /// Whether the connection stays open after the exchange in flight.
@@ -79,9 +89,9 @@ struct HTTP1ServerExchange<Upstream> {
     /// A part of a pipelined request waiting for the responses before it; a head keeps its arrival time,
     /// so its latency includes the wait.
     private enum QueuedPart {
-        case head(HTTPRequestHead, arrived: NIODeadline)
+        case head(HTTP1RequestHead, arrived: NIODeadline)
         case body(ByteBuffer)
-        case end(HTTPHeaders?)
+        case end(trailers: ByteBuffer?)
 
         var isHead: Bool {
             if case .head = self { return true }
@@ -100,6 +110,9 @@ struct HTTP1ServerExchange<Upstream> {
     private var nextID: ExchangeID = 1
     private var clientReading = true
     private var clientWritable = true
+    /// Response bytes were written without a flush (flushed at the end of the upstream's read burst).
+    private var clientUnflushed = false
+    private let allocator = ByteBufferAllocator()
     private var actions: CircularBuffer<Action> = CircularBuffer(initialCapacity: 8)
 
     init() {}
@@ -111,7 +124,7 @@ struct HTTP1ServerExchange<Upstream> {
 
     // MARK: Client events
 
-    mutating func requestHead(_ head: HTTPRequestHead, now: NIODeadline) {
+    mutating func requestHead(_ head: HTTP1RequestHead, now: NIODeadline) {
         guard persistence != .done else { return }
         if isIdle {
             start(head, now: now)
@@ -130,16 +143,16 @@ struct HTTP1ServerExchange<Upstream> {
         // Otherwise the part belongs to a request that was already answered and closed: drop it.
     }
 
-    mutating func requestEnd(_ trailers: HTTPHeaders?) {
+    mutating func requestEnd(trailers: ByteBuffer?) {
         guard persistence != .done else { return }
         if takesRequestParts {
             deliverEnd(trailers)
         } else if !isIdle {
-            enqueue(.end(trailers))
+            enqueue(.end(trailers: trailers))
         }
     }
 
-    /// The request could not be parsed (malformed or smuggling framing, or a header block over the limit).
+    /// The request could not be parsed (malformed or smuggling framing, or a head over the limit).
     mutating func requestMalformed(status: HTTPResponseStatus, reason: String, now: NIODeadline) {
         guard persistence != .done else { return }
         guard let current = exchange else {
@@ -216,7 +229,7 @@ struct HTTP1ServerExchange<Upstream> {
         current.upstream = .attached(upstream, writable: writable)
         current.reusedUpstream = reused
         exchange = current
-        actions.append(.sendUpstream(upstream, .head(current.upstreamHead)))
+        actions.append(.sendRequestHead(upstream, current.upstreamHead, method: current.method))
         for part in pending { actions.append(.sendUpstream(upstream, part)) }
         actions.append(.flushUpstream(upstream))
         actions.append(.setUpstreamReading(upstream, clientWritable))
@@ -238,64 +251,101 @@ struct HTTP1ServerExchange<Upstream> {
         if !current.requestEnded { setClientReading(writable) }
     }
 
-    mutating func responseHead(_ head: HTTPResponseHead) {
+    mutating func responseHead(_ head: HTTP1ResponseHead) {
         guard var current = exchange, !current.upstream.isAcquiring, case .awaitingHead = current.response else { return }
-        var (headers, _) = HeaderFilter.forwardable(head.headers)
-        let code = Int(head.status.code)
-        if (100..<200).contains(code) && code != 101 {
+        if head.isInformational {
             // 100 Continue, 103 Early Hints: forwarded as they come; an HTTP/1.0 client must not get them.
             if current.version != .http1_0 {
-                actions.append(.respond(.head(HTTPResponseHead(version: current.version, status: head.status, headers: headers)), flush: true))
+                actions.append(.respondHead(clientHead(head, version: current.version, connection: .none, framing: .init()),
+                                            status: head.status, flush: true))
             }
             return
         }
-        let switching = code == 101 && current.upgrade != nil
-        if !switching, current.version == .http1_0, current.method != .HEAD, head.status.mayHaveResponseBody,
-           !headers.contains(name: "content-length"), persistence == .keepAlive {
-            // A body without a length reaches an HTTP/1.0 client unframed: only the close can end it.
+        guard head.status != 101 || current.upgrade != nil else {
+            upstreamInvalid("101 Switching Protocols to a request that asked for no upgrade")
+            return
+        }
+        let switching = head.status == 101 || current.method == .CONNECT && (200..<300).contains(head.status)
+        let (framing, fields) = clientFraming(for: head, version: current.version, switching: switching)
+        if case .length = head.framing {
+        } else if framing == .raw, persistence == .keepAlive {
+            // A body without a length reaches the client delimited by the close (HTTP/1.0, or codings
+            // other than chunked): only the close can end it.
             persistence = .closeAfterExchange
         }
+        let connection: HTTP1HeadWriter.ConnectionField
         if switching, let upgrade = current.upgrade {
-            headers.replaceOrAdd(name: "connection", value: "upgrade")
-            headers.replaceOrAdd(name: "upgrade", value: upgrade)
+            connection = .upgrade(upgrade)
+        } else if switching {
+            connection = .none  // CONNECT
         } else if persistence != .keepAlive {
-            headers.replaceOrAdd(name: "connection", value: "close")
+            connection = .close
         } else if current.version == .http1_0 {
-            headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            connection = .keepAlive
+        } else {
+            connection = .none
         }
-        current.response = .streaming(status: code, upstreamKeepAlive: head.isKeepAlive, switchingProtocols: switching)
+        current.response = .streaming(status: head.status, upstreamKeepAlive: head.keepAlive, switchingProtocols: switching,
+                                      framing: framing)
         exchange = current
-        actions.append(.respond(.head(HTTPResponseHead(version: current.version, status: head.status, headers: headers)), flush: false))
+        actions.append(.respondHead(clientHead(head, version: current.version, connection: connection, framing: fields),
+                                    status: head.status, flush: false))
+        clientUnflushed = true
     }
 
     mutating func responseBody(_ buffer: ByteBuffer) {
-        guard let current = exchange, case .streaming = current.response else { return }
-        actions.append(.respond(.body(.byteBuffer(buffer)), flush: true))
+        guard let current = exchange, case .streaming(_, _, _, let framing) = current.response,
+              let bytes = HTTP1BodyEncoder.body(buffer, framing: framing, allocator: allocator)
+        else { return }
+        actions.append(.respondBody(bytes))
+        clientUnflushed = true
     }
 
-    mutating func responseEnd(_ trailers: HTTPHeaders?) {
+    /// The upstream's read burst is over: what was written to the client goes out in one flush.
+    mutating func upstreamReadComplete() {
+        guard clientUnflushed else { return }
+        clientUnflushed = false
+        actions.append(.flushClient)
+    }
+
+    mutating func responseEnd(trailers: ByteBuffer?) {
         guard let current = exchange, let upstream = current.upstream.upstream,
-              case .streaming(let status, let upstreamKeepAlive, let switching) = current.response
+              case .streaming(let status, let upstreamKeepAlive, let switching, let framing) = current.response
         else { return }
         exchange = nil
         actions.append(.countResponse(status: status, started: current.started))
+        let last = HTTP1BodyEncoder.end(trailers: trailers, framing: framing, allocator: allocator)
+        clientUnflushed = false
         if switching {
             persistence = .done
             queued.removeAll()
-            actions.append(.respond(.end(nil), flush: true))
+            actions.append(.respondEnd(last, close: false))
             actions.append(.startTunnel(upstream))
             return
         }
         actions.append(.releaseUpstream(upstream, reusable: current.requestEnded && upstreamKeepAlive))
         // A response that ends before its request did: the rest of that request cannot be skipped safely.
-        if !current.requestEnded { persistence = .closeAfterExchange }
+        // After an upgrade that was not granted the client may already be sending the new protocol.
+        if !current.requestEnded || current.upgrade != nil || current.method == .CONNECT { persistence = .closeAfterExchange }
         if persistence == .keepAlive {
-            actions.append(.respond(.end(trailers), flush: true))
+            actions.append(.respondEnd(last, close: false))
             startQueuedRequests()
         } else {
             persistence = .done
             queued.removeAll()
-            actions.append(.respondThenClose(.end(trailers)))
+            actions.append(.respondEnd(last, close: true))
+        }
+    }
+
+    /// The upstream sent something that is not HTTP/1.1: as if it had closed, but never retried.
+    mutating func upstreamInvalid(_ reason: String) {
+        guard var current = exchange, current.upstream.upstream != nil else { return }
+        current.retried = true
+        exchange = current
+        if case .awaitingHead = current.response {
+            failBeforeResponse(.badGateway, reason: "upstream sent an invalid response: \(reason)")
+        } else {
+            upstreamClosed()
         }
     }
 
@@ -319,7 +369,8 @@ struct HTTP1ServerExchange<Upstream> {
         // A pooled keep-alive connection the server had closed in the meantime: a race every HTTP/1.1
         // client meets. A request with no body and no response yet is safe to send again, once.
         current.retried = true
-        current.upstream = .acquiring(pending: current.requestEnded ? [.end(nil)] : [], pendingBytes: 0)
+        let end = current.requestEnded ? HTTP1BodyEncoder.end(trailers: nil, framing: current.requestFraming, allocator: allocator) : nil
+        current.upstream = .acquiring(pending: end.map { [$0] } ?? [], pendingBytes: 0)
         exchange = current
         actions.append(.releaseUpstream(upstream, reusable: false))
         actions.append(.acquireUpstream(current.id))
@@ -343,25 +394,31 @@ struct HTTP1ServerExchange<Upstream> {
     }
 
     private mutating func deliverBody(_ buffer: ByteBuffer) {
-        guard var current = exchange else { return }
+        guard var current = exchange,
+              let bytes = HTTP1BodyEncoder.body(buffer, framing: current.requestFraming, allocator: allocator)
+        else { return }
         current.sentBody = true
-        let part = HTTPClientRequestPart.body(.byteBuffer(buffer))
-        switch current.upstream.forward(part) {
+        switch current.upstream.forward(bytes, bytes: bytes.readableBytes) {
         case .send(let upstream, let writable):
-            actions.append(.sendUpstream(upstream, part))
+            actions.append(.sendUpstream(upstream, bytes))
             if !writable { setClientReading(false) }
-        case .held(let bytes):
-            if bytes > Self.maximumPendingBytes { setClientReading(false) }
+        case .held(let held):
+            if held > Self.maximumPendingBytes { setClientReading(false) }
         }
         exchange = current
     }
 
-    private mutating func deliverEnd(_ trailers: HTTPHeaders?) {
+    private mutating func deliverEnd(_ trailers: ByteBuffer?) {
         guard var current = exchange else { return }
         current.requestEnded = true
-        if case .send(let upstream, _) = current.upstream.forward(.end(trailers)) {
-            actions.append(.sendUpstream(upstream, .end(trailers)))
+        if let trailers, trailers.readableBytes > 0 { current.sentBody = true }
+        let last = HTTP1BodyEncoder.end(trailers: trailers, framing: current.requestFraming, allocator: allocator)
+        switch current.upstream {
+        case .attached(let upstream, _):
+            if let last { actions.append(.sendUpstream(upstream, last)) }
             actions.append(.flushUpstream(upstream))
+        case .acquiring:
+            if let last { _ = current.upstream.forward(last, bytes: 0) }
         }
         exchange = current
     }
@@ -371,23 +428,43 @@ struct HTTP1ServerExchange<Upstream> {
         if queued.count >= Self.maximumQueuedParts { setClientReading(false) }
     }
 
-    private mutating func start(_ head: HTTPRequestHead, now: NIODeadline) {
+    private mutating func start(_ head: HTTP1RequestHead, now: NIODeadline) {
         actions.append(.requestHeadReceived)
         actions.append(.countRequest)
-        if let problem = RequestFraming.problem(in: head) {
-            persistence = .done
-            queued.removeAll()
-            actions.append(.countResponse(status: 400, started: now))
-            actions.append(.respondWithError(.badRequest, reason: problem, version: .http1_1, close: true))
-            return
-        }
-        let (headers, upgrade) = HeaderFilter.forwardable(head.headers)
-        if !head.isKeepAlive { persistence = .closeAfterExchange }
+        if !head.keepAlive { persistence = .closeAfterExchange }
         let id = nextID
         nextID &+= 1
-        exchange = Exchange(id: id, version: head.version, method: head.method, upgrade: upgrade, started: now,
-                            upstreamHead: HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers))
+        exchange = Exchange(id: id, version: head.version, method: head.method, upgrade: head.upgrade, started: now,
+                            upstreamHead: head.upstreamHead, requestFraming: head.framing == .chunked ? .chunked : .raw)
         actions.append(.acquireUpstream(id))
+    }
+
+    /// How the response body is framed for the client, and what that does to its framing fields
+    /// (RFC 9112 §6.3): no body after HEAD, 1xx, 204 and 304 (whose fields still describe the resource, so a
+    /// 304 and a HEAD answer keep them); a length as it came; chunks for an HTTP/1.1 client otherwise; for
+    /// an HTTP/1.0 client, or codings other than chunked, a body ended by the close.
+    private func clientFraming(for head: HTTP1ResponseHead, version: HTTPVersion,
+                               switching: Bool) -> (HTTP1BodyEncoder.Framing, HTTP1HeadWriter.ClientFraming) {
+        switch head.framing {
+        case .none:
+            let keepsFields = head.status == 304 || exchange?.method == .HEAD || switching
+            return (.none, keepsFields ? .init() : .init(dropContentLength: true, dropTransferEncoding: true))
+        case .length:
+            return (.raw, .init())
+        case .chunked:
+            if version == .http1_1 { return (.chunked, .init(dropContentLength: true)) }
+            return (.raw, .init(dropContentLength: true, dropTransferEncoding: true))
+        case .untilClose:
+            if version == .http1_1, !head.hasTransferEncoding { return (.chunked, .init(dropContentLength: true, addChunked: true)) }
+            return (.raw, .init(dropContentLength: true))
+        }
+    }
+
+    private func clientHead(_ head: HTTP1ResponseHead, version: HTTPVersion, connection: HTTP1HeadWriter.ConnectionField,
+                            framing: HTTP1HeadWriter.ClientFraming) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: head.raw.readableBytes + 48)
+        HTTP1HeadWriter.clientResponse(head, version: version, connection: connection, framing: framing, into: &buffer)
+        return buffer
     }
 
     private func canRetry(_ exchange: Exchange) -> Bool {

@@ -31,7 +31,7 @@ struct HTTP2StreamExchange<Upstream> {
         let started: NIODeadline
         let upstreamHead: HTTPRequestHead
         var requestEnded = false
-        var upstream = UpstreamLink<Upstream>.connecting
+        var upstream = UpstreamLink<Upstream, HTTPClientRequestPart>.connecting
         var responseStatus: Int?
     }
 
@@ -60,7 +60,7 @@ struct HTTP2StreamExchange<Upstream> {
     mutating func requestBody(_ buffer: ByteBuffer) {
         guard case .active(var exchange) = state, !exchange.requestEnded else { return }
         let part = HTTPClientRequestPart.body(.byteBuffer(buffer))
-        switch exchange.upstream.forward(part) {
+        switch exchange.upstream.forward(part, bytes: buffer.readableBytes) {
         case .send(let upstream, let writable):
             actions.append(.sendUpstream(upstream, part))
             if !writable { setClientReading(false) }
@@ -73,7 +73,7 @@ struct HTTP2StreamExchange<Upstream> {
     mutating func requestEnd(_ trailers: HTTPHeaders?) {
         guard case .active(var exchange) = state, !exchange.requestEnded else { return }
         exchange.requestEnded = true
-        if case .send(let upstream, _) = exchange.upstream.forward(.end(trailers)) {
+        if case .send(let upstream, _) = exchange.upstream.forward(.end(trailers), bytes: 0) {
             actions.append(.sendUpstream(upstream, .end(trailers)))
             actions.append(.flushUpstream(upstream))
         }

@@ -8,8 +8,8 @@ protocol UpstreamDelegate: AnyObject {
     func upstreamWritabilityChanged(_ writable: Bool)
 }
 
-/// The last handler of an upstream pipeline (HTTP/1.1 connection or HTTP/2 stream): hands response parts
-/// to whichever exchange currently owns the connection, and notices when the server closes it.
+/// The last handler of an HTTP/2 upstream stream's pipeline: hands response parts to the exchange that
+/// owns the stream, and notices when the server ends it. (HTTP/1.1 connections have `HTTP1UpstreamHandler`.)
 final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
@@ -79,12 +79,10 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 @available(*, unavailable)
 extension UpstreamHandler: Sendable {}
 
-/// A channel that carries one request at a time to the destination (an HTTP/1.1 connection or an HTTP/2 stream).
+/// An HTTP/2 stream to the destination, carrying one request.
 final class UpstreamConnection: Hashable {
     let channel: any Channel
     let handler: UpstreamHandler
-    /// The HTTP/1.1 codec handlers, removed when the connection becomes a tunnel after a 101.
-    var codecHandlers: [any RemovableChannelHandler] = []
     /// True when it came from the pool rather than a fresh connect (a failure on it may be a stale socket).
     var reused = false
     private var reading = true
@@ -129,7 +127,7 @@ enum UpstreamFailure: Error {
     }
 }
 
-/// Hands out upstream connections for HTTP exchanges: pooled HTTP/1.1 connections, or HTTP/2 streams.
+/// Hands out HTTP/2 streams to the destination for the exchanges of an h2c client.
 protocol UpstreamProvider: AnyObject {
     /// A connection ready now (a pooled one), without the cost of a future; nil when one must be made.
     func acquireImmediately() -> UpstreamConnection?

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import NeedleContract
 
@@ -11,11 +10,11 @@ import NeedleContract
 final class UpstreamPool {
     let eventLoop: any EventLoop
     let connectTimeout: TimeAmount
-    private var state: UpstreamPoolState<ListenAddress, UpstreamConnection, EventLoopPromise<UpstreamConnection>>
+    private var state: UpstreamPoolState<ListenAddress, HTTP1UpstreamConnection, EventLoopPromise<HTTP1UpstreamConnection>>
     /// One repeating sweep per pool closes connections idle for too long (cheaper than a timer per request).
     private var sweeper: RepeatedTask?
 
-    init(eventLoop: any EventLoop, connectTimeout: TimeAmount, limits: UpstreamPoolState<ListenAddress, UpstreamConnection, EventLoopPromise<UpstreamConnection>>.Limits = .init()) {
+    init(eventLoop: any EventLoop, connectTimeout: TimeAmount, limits: UpstreamPoolState<ListenAddress, HTTP1UpstreamConnection, EventLoopPromise<HTTP1UpstreamConnection>>.Limits = .init()) {
         self.eventLoop = eventLoop
         self.connectTimeout = connectTimeout
         self.state = UpstreamPoolState(limits: limits)
@@ -25,14 +24,14 @@ final class UpstreamPool {
         PooledProvider(pool: self, target: target)
     }
 
-    func checkoutIdle(_ target: ListenAddress) -> UpstreamConnection? {
+    func checkoutIdle(_ target: ListenAddress) -> HTTP1UpstreamConnection? {
         guard let connection = state.takeIdle(target) else { return nil }
         connection.reused = true
         return connection
     }
 
-    func checkout(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
-        let promise = eventLoop.makePromise(of: UpstreamConnection.self)
+    func checkout(_ target: ListenAddress) -> EventLoopFuture<HTTP1UpstreamConnection> {
+        let promise = eventLoop.makePromise(of: HTTP1UpstreamConnection.self)
         switch state.acquire(target, waiter: promise, now: .now()) {
         case .use(let connection):
             connection.reused = true
@@ -49,7 +48,7 @@ final class UpstreamPool {
         return promise.futureResult
     }
 
-    func checkin(_ connection: UpstreamConnection, target: ListenAddress, reusable: Bool) {
+    func checkin(_ connection: HTTP1UpstreamConnection, target: ListenAddress, reusable: Bool) {
         connection.handler.delegate = nil
         let reusable = reusable && !connection.handler.peerClosed && connection.channel.isActive
         switch state.release(target, connection, reusable: reusable, now: .now()) {
@@ -91,7 +90,7 @@ final class UpstreamPool {
         }
     }
 
-    private func connect(_ target: ListenAddress, for promise: EventLoopPromise<UpstreamConnection>) {
+    private func connect(_ target: ListenAddress, for promise: EventLoopPromise<HTTP1UpstreamConnection>) {
         makeConnection(target).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let connection):
@@ -107,27 +106,20 @@ final class UpstreamPool {
         }
     }
 
-    private func makeConnection(_ target: ListenAddress) -> EventLoopFuture<UpstreamConnection> {
+    private func makeConnection(_ target: ListenAddress) -> EventLoopFuture<HTTP1UpstreamConnection> {
         let address: SocketAddress
         do {
             address = try OriginalDestination.socketAddress(target)
         } catch {
             return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("\(error)"))
         }
-        let handlerBox = NIOLoopBound(UpstreamHandler(), eventLoop: eventLoop)
-        let codecBox = NIOLoopBound(
-            [HTTPRequestEncoder(),
-             ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward))]
-                as [any RemovableChannelHandler],
-            eventLoop: eventLoop)
+        let handlerBox = NIOLoopBound(HTTP1UpstreamHandler(), eventLoop: eventLoop)
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Encoder before decoder: the decoder watches outgoing request heads to parse HEAD responses.
-                    try channel.pipeline.syncOperations.addHandlers(codecBox.value)
                     try channel.pipeline.syncOperations.addHandler(handlerBox.value)
                 }
             }
@@ -135,8 +127,7 @@ final class UpstreamPool {
             .assumeIsolated()
             .flatMapErrorThrowing { error in throw UpstreamFailure.wrap(error) }
             .map { [self] channel in
-                let connection = UpstreamConnection(channel: channel, handler: handlerBox.value)
-                connection.codecHandlers = codecBox.value
+                let connection = HTTP1UpstreamConnection(channel: channel, handler: handlerBox.value)
                 connection.handler.onPeerClosed = { [self] in
                     if state.idleConnectionClosed(target, connection) { connection.channel.close(promise: nil) }
                 }
@@ -152,7 +143,7 @@ final class UpstreamPool {
 @available(*, unavailable)
 extension UpstreamPool: Sendable {}
 
-final class PooledProvider: UpstreamProvider {
+final class PooledProvider: HTTP1UpstreamProvider {
     let pool: UpstreamPool
     let target: ListenAddress
 
@@ -161,10 +152,10 @@ final class PooledProvider: UpstreamProvider {
         self.target = target
     }
 
-    func acquire() -> EventLoopFuture<UpstreamConnection> { pool.checkout(target) }
-    func acquireImmediately() -> UpstreamConnection? { pool.checkoutIdle(target) }
+    func acquire() -> EventLoopFuture<HTTP1UpstreamConnection> { pool.checkout(target) }
+    func acquireImmediately() -> HTTP1UpstreamConnection? { pool.checkoutIdle(target) }
 
-    func release(_ connection: UpstreamConnection, reusable: Bool) {
+    func release(_ connection: HTTP1UpstreamConnection, reusable: Bool) {
         pool.checkin(connection, target: target, reusable: reusable)
     }
 }

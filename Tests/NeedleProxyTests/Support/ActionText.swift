@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 @testable import NeedleProxy
+import Testing
 
 /// Actions as short text, so a test states the expected sequence in one readable array.
 func text(_ part: HTTPClientRequestPart) -> String {
@@ -21,18 +22,35 @@ func text(_ part: HTTPServerResponsePart) -> String {
     }
 }
 
+/// Wire bytes as short text: a head by its status (and `Connection`), the last chunk as "end", else the size.
+func text(_ bytes: ByteBuffer) -> String {
+    let string = String(buffer: bytes)
+    if string.hasPrefix("HTTP/1.") {
+        let status = string.dropFirst(9).prefix(3)
+        let connection = string.split(separator: "\r\n").first { $0.lowercased().hasPrefix("connection: ") }
+        return "head \(status)" + (connection.map { " connection=\($0.dropFirst(12))" } ?? "")
+    }
+    if string.hasPrefix("0\r\n") { return "end" }
+    return "body \(bytes.readableBytes)"
+}
+
 extension HTTP1ServerExchange where Upstream == String {
     mutating func drain() -> [String] {
         var out: [String] = []
         while let action = nextAction() {
             switch action {
             case .acquireUpstream(let id): out.append("acquire \(id)")
-            case .sendUpstream(let u, let part): out.append("send \(u) \(text(part))")
+            case .sendRequestHead(let u, let head, _):
+                out.append("send \(u) head " + String(buffer: head).split(separator: " ").prefix(2).joined(separator: " "))
+            case .sendUpstream(let u, let bytes): out.append("send \(u) \(text(bytes))")
             case .flushUpstream(let u): out.append("flush \(u)")
             case .releaseUpstream(let u, let reusable): out.append("release \(u) \(reusable ? "reusable" : "closed")")
             case .setUpstreamReading(let u, let on): out.append("upstream-reading \(u) \(on)")
-            case .respond(let part, let flush): out.append("respond \(text(part))\(flush ? " flush" : "")")
-            case .respondThenClose(let part): out.append("respond \(text(part)) then close")
+            case .respondHead(let bytes, _, let flush): out.append("respond \(text(bytes))\(flush ? " flush" : "")")
+            case .respondBody(let bytes): out.append("respond \(text(bytes))")
+            case .respondEnd(let bytes, let close):
+                out.append("respond end" + (bytes.map { $0.readableBytes > 5 ? " with trailers" : "" } ?? "") + (close ? " then close" : " flush"))
+            case .flushClient: out.append("flush-client")
             case .respondWithError(let status, _, _, let close): out.append("error \(status.code)\(close ? " close" : "")")
             case .setClientReading(let on): out.append("client-reading \(on)")
             case .requestHeadReceived: out.append("head-received")
@@ -44,6 +62,52 @@ extension HTTP1ServerExchange where Upstream == String {
             }
         }
         return out
+    }
+
+    /// The test's request head, as bytes parsed the way the proxy parses them.
+    mutating func requestHead(_ head: HTTPRequestHead, now: NIODeadline) {
+        switch parseRequest(head) {
+        case .success(let parsed): requestHead(parsed, now: now)
+        case .failure(let error): Issue.record("the test's request head does not parse: \(error)")
+        }
+    }
+
+    mutating func requestEnd(_ trailers: HTTPHeaders?) {
+        requestEnd(trailers: trailers.map { ByteBuffer(string: fieldLines($0)) })
+    }
+
+    /// The test's response head as bytes, parsed as the answer to `method`.
+    mutating func responseHead(_ head: HTTPResponseHead, answering method: HTTPMethod = .GET) {
+        switch parseResponse(head, answering: method) {
+        case .success(let parsed): responseHead(parsed)
+        case .failure(let error): Issue.record("the test's response head does not parse: \(error)")
+        }
+    }
+
+    mutating func responseEnd(_ trailers: HTTPHeaders?) {
+        responseEnd(trailers: trailers.map { ByteBuffer(string: fieldLines($0)) })
+    }
+}
+
+func fieldLines(_ headers: HTTPHeaders) -> String {
+    headers.map { "\($0.name): \($0.value)\r\n" }.joined()
+}
+
+func wire(_ head: HTTPRequestHead) -> String {
+    "\(head.method.rawValue) \(head.uri) HTTP/\(head.version.major).\(head.version.minor)\r\n\(fieldLines(head.headers))\r\n"
+}
+
+func parseRequest(_ head: HTTPRequestHead) -> Result<HTTP1RequestHead, HTTP1WireError> {
+    ByteBuffer(string: wire(head)).withUnsafeReadableBytes { bytes in
+        Result { () throws(HTTP1WireError) in try HTTP1RequestDecoder.request(bytes) }
+    }
+}
+
+func parseResponse(_ head: HTTPResponseHead, answering method: HTTPMethod = .GET) -> Result<HTTP1ResponseHead, HTTP1WireError> {
+    let raw = ByteBuffer(string: "HTTP/\(head.version.major).\(head.version.minor) \(head.status.code) \(head.status.reasonPhrase)\r\n"
+        + fieldLines(head.headers) + "\r\n")
+    return raw.withUnsafeReadableBytes { bytes in
+        Result { () throws(HTTP1WireError) in try HTTP1ResponseDecoder.response(bytes, raw: raw, answering: method) }
     }
 }
 

@@ -1,0 +1,138 @@
+import NIOCore
+import NIOHTTP1
+
+/// The requests of one client connection, from its raw bytes: heads (parsed strictly, rewritten for the
+/// upstream), body payload slices and ends. After a request that asks to switch protocols (`Upgrade`, or
+/// `CONNECT`) it stops parsing: what follows belongs to the tunnel if the switch is granted.
+struct HTTP1RequestDecoder {
+    enum Event {
+        case head(HTTP1RequestHead)
+        case body(ByteBuffer)
+        case end(trailers: ByteBuffer?)
+        /// The connection cannot go on: answer with the error's status and close.
+        case invalid(HTTP1WireError)
+    }
+
+    private enum State {
+        case head
+        case body(HTTP1BodyDecoder, pausesAfter: Bool)
+        /// After an upgrade or CONNECT request: later bytes are kept for a tunnel.
+        case paused
+        case failed
+    }
+
+    static let maximumHeadBytes = 64 * 1024
+
+    private var unread = ByteBuffer()
+    private var state = State.head
+    private var scanner = HTTP1HeadScanner(limit: maximumHeadBytes)
+
+    init() {}
+
+    mutating func received(_ bytes: ByteBuffer) {
+        if unread.readableBytes == 0 {
+            unread = bytes
+        } else {
+            var bytes = bytes
+            unread.writeBuffer(&bytes)
+        }
+    }
+
+    /// The next request event from the bytes received so far, or nil when more are needed.
+    mutating func next() -> Event? {
+        switch state {
+        case .paused, .failed:
+            return nil
+        case .head:
+            return nextHead()
+        case .body(var body, let pausesAfter):
+            let event = body.next(&unread)
+            switch event {
+            case .needMore:
+                state = .body(body, pausesAfter: pausesAfter)
+                return nil
+            case .data(let payload):
+                state = .body(body, pausesAfter: pausesAfter)
+                return .body(payload)
+            case .end(let trailers):
+                state = pausesAfter ? .paused : .head
+                return .end(trailers: trailers)
+            case .invalid(let reason):
+                state = .failed
+                return .invalid(.badRequest(reason))
+            }
+        }
+    }
+
+    /// Bytes received and not yet parsed: only grows while parsing waits for an upgrade decision.
+    var unparsedBytes: Int { unread.readableBytes }
+
+    /// The bytes not parsed (after an upgrade request): the first bytes of the tunnel.
+    mutating func takeUnparsed() -> ByteBuffer {
+        defer { unread = ByteBuffer() }
+        return unread
+    }
+
+    private mutating func nextHead() -> Event? {
+        if scanner.atStart {
+            // RFC 9112 §2.2: an empty line before a request line is ignored (some clients send CRLF after a body).
+            while unread.readableBytes >= 2, unread.getInteger(at: unread.readerIndex, as: UInt16.self) == 0x0D0A {
+                unread.moveReaderIndex(forwardBy: 2)
+            }
+            if unread.readableBytes == 1, unread.getInteger(at: unread.readerIndex, as: UInt8.self) == HTTP1Syntax.cr {
+                return nil  // perhaps the first half of such a line
+            }
+        }
+        guard unread.readableBytes > 0 else { return nil }
+        switch scanner.scan(unread) {
+        case .incomplete:
+            return nil
+        case .invalid(let error):
+            state = .failed
+            return .invalid(error)
+        case .complete(let length):
+            let head = unread.readSlice(length: length) ?? ByteBuffer()
+            let parsed = head.withUnsafeReadableBytes { bytes in
+                Result { () throws(HTTP1WireError) in try Self.request(bytes) }
+            }
+            switch parsed {
+            case .success(let request):
+                let pausesAfter = request.upgrade != nil || request.method == .CONNECT
+                state = .body(HTTP1BodyDecoder(request.framing), pausesAfter: pausesAfter)
+                return .head(request)
+            case .failure(let error):
+                state = .failed
+                return .invalid(error)
+            }
+        }
+    }
+
+    /// Parses a complete request head and checks its framing (RFC 9112 §6.1, §6.3).
+    static func request(_ head: UnsafeRawBufferPointer) throws(HTTP1WireError) -> HTTP1RequestHead {
+        let line = try HTTP1HeadParser.requestLine(head)
+        let facts = try HTTP1HeadParser.fields(head, from: line.fieldsOffset)
+        let framing: HTTP1BodyFraming
+        if facts.transferCodings > 0 {
+            guard line.version == .http1_1 else {
+                throw .badRequest("Transfer-Encoding in an HTTP/1.0 request: send Content-Length")
+            }
+            guard facts.contentLength == nil else {
+                throw .badRequest("both Content-Length and Transfer-Encoding: send one of them")
+            }
+            guard facts.transferCoding == .chunkedLast else {
+                throw .badRequest("unsupported Transfer-Encoding: a request body must end with exactly one \"chunked\" coding")
+            }
+            framing = .chunked
+        } else if let length = facts.contentLength {
+            framing = .length(length)
+        } else {
+            framing = .none
+        }
+        let keepAlive = line.version == .http1_1 ? !facts.connectionClose : (facts.connectionKeepAlive && !facts.connectionClose)
+        let upgrade = facts.connectionUpgrade ? facts.upgrade.flatMap { $0.isEmpty ? nil : $0 } : nil
+        var upstreamHead = ByteBufferAllocator().buffer(capacity: head.count + 48)
+        HTTP1HeadWriter.upstreamRequest(head, line: line, nominated: facts.nominated, upgrade: upgrade, into: &upstreamHead)
+        return HTTP1RequestHead(method: line.method, version: line.version, keepAlive: keepAlive, upgrade: upgrade,
+                                framing: framing, upstreamHead: upstreamHead)
+    }
+}

@@ -1,0 +1,96 @@
+/// Byte classes of HTTP/1.1 (RFC 9110 §5.6.2, RFC 9112 §5) and the hop-by-hop field names, on raw bytes:
+/// the wire codec never makes a `String` of a field it only forwards.
+enum HTTP1Syntax {
+    static let cr = UInt8(ascii: "\r")
+    static let lf = UInt8(ascii: "\n")
+    static let space = UInt8(ascii: " ")
+    static let tab = UInt8(ascii: "\t")
+    static let colon = UInt8(ascii: ":")
+
+    /// `tchar`: the bytes of a method or a field name.
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// A byte a field value may hold: visible characters, obs-text, space and tab. CR, LF, NUL and the
+    /// other controls are refused: they are how header injection and request smuggling get in.
+    @inline(__always)
+    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        byte == tab || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    /// A byte of a request target: visible ASCII or obs-text, never a space or a control.
+    @inline(__always)
+    static func isTargetByte(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte != 0x7F
+    }
+
+    @inline(__always)
+    static func isSpaceOrTab(_ byte: UInt8) -> Bool { byte == space || byte == tab }
+
+    @inline(__always)
+    static func lowercased(_ byte: UInt8) -> UInt8 {
+        (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
+    }
+
+    /// Whether `bytes` equals the lower-case ASCII `lowercase`, ignoring ASCII case.
+    @inline(__always)
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for index in 0..<bytes.count where lowercased(bytes[index]) != expected[index] { return false }
+        return true
+    }
+
+    /// The fields that describe one connection rather than the message (RFC 9110 §7.6.1); never forwarded.
+    enum HopByHop {
+        case connection, keepAlive, proxyConnection, proxyAuthenticate, proxyAuthorization, te, trailer, upgrade
+    }
+
+    /// Which hop-by-hop field `name` is, if any. Most names are ruled out by their first byte.
+    static func hopByHop(_ name: UnsafeRawBufferPointer) -> HopByHop? {
+        guard let first = name.first else { return nil }
+        switch lowercased(first) {
+        case UInt8(ascii: "c"):
+            return equalsIgnoringCase(name, "connection") ? .connection : nil
+        case UInt8(ascii: "k"):
+            return equalsIgnoringCase(name, "keep-alive") ? .keepAlive : nil
+        case UInt8(ascii: "p"):
+            if equalsIgnoringCase(name, "proxy-connection") { return .proxyConnection }
+            if equalsIgnoringCase(name, "proxy-authenticate") { return .proxyAuthenticate }
+            return equalsIgnoringCase(name, "proxy-authorization") ? .proxyAuthorization : nil
+        case UInt8(ascii: "t"):
+            if equalsIgnoringCase(name, "te") { return .te }
+            return equalsIgnoringCase(name, "trailer") ? .trailer : nil
+        case UInt8(ascii: "u"):
+            return equalsIgnoringCase(name, "upgrade") ? .upgrade : nil
+        default:
+            return nil
+        }
+    }
+
+    /// Calls `body` with each comma-separated element of a field value, without surrounding spaces or tabs.
+    static func forEachListElement(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var start = 0
+        while start < value.count {
+            var comma = start
+            while comma < value.count, value[comma] != UInt8(ascii: ",") { comma += 1 }
+            var lower = start
+            var upper = comma
+            while lower < upper, isSpaceOrTab(value[lower]) { lower += 1 }
+            while lower < upper, isSpaceOrTab(value[upper - 1]) { upper -= 1 }
+            if lower < upper { body(UnsafeRawBufferPointer(rebasing: value[lower..<upper])) }
+            start = comma + 1
+        }
+    }
+}
