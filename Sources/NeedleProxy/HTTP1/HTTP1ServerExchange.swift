@@ -112,6 +112,10 @@ struct HTTP1ServerExchange<Upstream> {
     private var clientWritable = true
     /// Response bytes were written without a flush (flushed at the end of the upstream's read burst).
     private var clientUnflushed = false
+    /// Request bytes were written upstream without a flush. Writes made while the client's bytes are being
+    /// read go out in one flush: at the request's end or when the read burst is over.
+    private var upstreamUnflushed = false
+    private var readingClient = false
     private let allocator = ByteBufferAllocator()
     private var actions: CircularBuffer<Action> = CircularBuffer(initialCapacity: 8)
 
@@ -126,6 +130,7 @@ struct HTTP1ServerExchange<Upstream> {
 
     mutating func requestHead(_ head: HTTP1RequestHead, now: NIODeadline) {
         guard persistence != .done else { return }
+        readingClient = true
         if isIdle {
             start(head, now: now)
         } else {
@@ -135,6 +140,7 @@ struct HTTP1ServerExchange<Upstream> {
 
     mutating func requestBody(_ buffer: ByteBuffer) {
         guard persistence != .done else { return }
+        readingClient = true
         if takesRequestParts {
             deliverBody(buffer)
         } else if !isIdle {
@@ -145,6 +151,7 @@ struct HTTP1ServerExchange<Upstream> {
 
     mutating func requestEnd(trailers: ByteBuffer?) {
         guard persistence != .done else { return }
+        readingClient = true
         if takesRequestParts {
             deliverEnd(trailers)
         } else if !isIdle {
@@ -197,8 +204,9 @@ struct HTTP1ServerExchange<Upstream> {
 
     /// The client's read burst is over: what was forwarded upstream goes out in one flush.
     mutating func clientReadComplete() {
-        guard takesRequestParts, let upstream = exchange?.upstream.upstream else { return }
-        actions.append(.flushUpstream(upstream))
+        readingClient = false
+        guard let upstream = exchange?.upstream.upstream else { return }
+        flushUpstreamIfWritten(upstream)
     }
 
     mutating func clientWritabilityChanged(_ writable: Bool) {
@@ -221,18 +229,20 @@ struct HTTP1ServerExchange<Upstream> {
     // MARK: Upstream events
 
     mutating func upstreamAcquired(_ id: ExchangeID, _ upstream: Upstream, reused: Bool, writable: Bool) {
-        guard var current = exchange, current.id == id, case .acquiring(let pending, _) = current.upstream else {
+        guard let current = exchange, current.id == id, case .acquiring(let pending, _) = current.upstream else {
             // Nobody wants it any more; nothing was written to it, so it can serve someone else.
             actions.append(.releaseUpstream(upstream, reusable: true))
             return
         }
-        current.upstream = .attached(upstream, writable: writable)
-        current.reusedUpstream = reused
-        exchange = current
+        exchange?.upstream = .attached(upstream, writable: writable)
+        exchange?.reusedUpstream = reused
         actions.append(.sendRequestHead(upstream, current.upstreamHead, method: current.method))
         for part in pending { actions.append(.sendUpstream(upstream, part)) }
-        actions.append(.flushUpstream(upstream))
-        actions.append(.setUpstreamReading(upstream, clientWritable))
+        upstreamUnflushed = true
+        // Mid-read, the rest of the request is likely in the same read: its end (or the read's) flushes.
+        if current.requestEnded || !readingClient { flushUpstreamIfWritten(upstream) }
+        // Pooled and new connections read; only a client that cannot take more pauses this one.
+        if !clientWritable { actions.append(.setUpstreamReading(upstream, false)) }
         if !current.requestEnded { setClientReading(writable) }
     }
 
@@ -245,14 +255,13 @@ struct HTTP1ServerExchange<Upstream> {
     }
 
     mutating func upstreamWritabilityChanged(_ writable: Bool) {
-        guard var current = exchange, let upstream = current.upstream.upstream else { return }
-        current.upstream = .attached(upstream, writable: writable)
-        exchange = current
-        if !current.requestEnded { setClientReading(writable) }
+        guard let upstream = exchange?.upstream.upstream else { return }
+        exchange?.upstream = .attached(upstream, writable: writable)
+        if exchange?.requestEnded == false { setClientReading(writable) }
     }
 
     mutating func responseHead(_ head: HTTP1ResponseHead) {
-        guard var current = exchange, !current.upstream.isAcquiring, case .awaitingHead = current.response else { return }
+        guard let current = exchange, !current.upstream.isAcquiring, case .awaitingHead = current.response else { return }
         if head.isInformational {
             // 100 Continue, 103 Early Hints: forwarded as they come; an HTTP/1.0 client must not get them.
             if current.version != .http1_0 {
@@ -285,16 +294,15 @@ struct HTTP1ServerExchange<Upstream> {
         } else {
             connection = .none
         }
-        current.response = .streaming(status: head.status, upstreamKeepAlive: head.keepAlive, switchingProtocols: switching,
-                                      framing: framing)
-        exchange = current
+        exchange?.response = .streaming(status: head.status, upstreamKeepAlive: head.keepAlive, switchingProtocols: switching,
+                                        framing: framing)
         actions.append(.respondHead(clientHead(head, version: current.version, connection: connection, framing: fields),
                                     status: head.status, flush: false))
         clientUnflushed = true
     }
 
     mutating func responseBody(_ buffer: ByteBuffer) {
-        guard let current = exchange, case .streaming(_, _, _, let framing) = current.response,
+        guard case .streaming(_, _, _, let framing)? = exchange?.response,
               let bytes = HTTP1BodyEncoder.body(buffer, framing: framing, allocator: allocator)
         else { return }
         actions.append(.respondBody(bytes))
@@ -309,10 +317,10 @@ struct HTTP1ServerExchange<Upstream> {
     }
 
     mutating func responseEnd(trailers: ByteBuffer?) {
-        guard let current = exchange, let upstream = current.upstream.upstream,
-              case .streaming(let status, let upstreamKeepAlive, let switching, let framing) = current.response
+        // Fields are read in place and the exchange taken out, not copied: this runs for every request.
+        guard case .streaming(let status, let upstreamKeepAlive, let switching, let framing)? = exchange?.response,
+              let upstream = exchange?.upstream.upstream, let current = exchange.take()
         else { return }
-        exchange = nil
         actions.append(.countResponse(status: status, started: current.started))
         let last = HTTP1BodyEncoder.end(trailers: trailers, framing: framing, allocator: allocator)
         clientUnflushed = false
@@ -380,8 +388,7 @@ struct HTTP1ServerExchange<Upstream> {
 
     /// Request parts go to the exchange in flight (rather than the queue) while its request is unfinished.
     private var takesRequestParts: Bool {
-        guard queued.isEmpty, let current = exchange else { return false }
-        return !current.requestEnded
+        queued.isEmpty && exchange?.requestEnded == false
     }
 
     private mutating func closeAfterExchange() {
@@ -394,33 +401,37 @@ struct HTTP1ServerExchange<Upstream> {
     }
 
     private mutating func deliverBody(_ buffer: ByteBuffer) {
-        guard var current = exchange,
-              let bytes = HTTP1BodyEncoder.body(buffer, framing: current.requestFraming, allocator: allocator)
+        guard let framing = exchange?.requestFraming,
+              let bytes = HTTP1BodyEncoder.body(buffer, framing: framing, allocator: allocator)
         else { return }
-        current.sentBody = true
-        switch current.upstream.forward(bytes, bytes: bytes.readableBytes) {
-        case .send(let upstream, let writable):
+        exchange?.sentBody = true
+        switch exchange?.upstream.forward(bytes, bytes: bytes.readableBytes) {
+        case .send(let upstream, let writable)?:
             actions.append(.sendUpstream(upstream, bytes))
+            upstreamUnflushed = true
+            if !readingClient { flushUpstreamIfWritten(upstream) }
             if !writable { setClientReading(false) }
-        case .held(let held):
+        case .held(let held)?:
             if held > Self.maximumPendingBytes { setClientReading(false) }
+        case nil:
+            break
         }
-        exchange = current
     }
 
     private mutating func deliverEnd(_ trailers: ByteBuffer?) {
-        guard var current = exchange else { return }
-        current.requestEnded = true
-        if let trailers, trailers.readableBytes > 0 { current.sentBody = true }
-        let last = HTTP1BodyEncoder.end(trailers: trailers, framing: current.requestFraming, allocator: allocator)
-        switch current.upstream {
-        case .attached(let upstream, _):
-            if let last { actions.append(.sendUpstream(upstream, last)) }
-            actions.append(.flushUpstream(upstream))
-        case .acquiring:
-            if let last { _ = current.upstream.forward(last, bytes: 0) }
+        guard let framing = exchange?.requestFraming else { return }
+        exchange?.requestEnded = true
+        if let trailers, trailers.readableBytes > 0 { exchange?.sentBody = true }
+        let last = HTTP1BodyEncoder.end(trailers: trailers, framing: framing, allocator: allocator)
+        if let upstream = exchange?.upstream.upstream {
+            if let last {
+                actions.append(.sendUpstream(upstream, last))
+                upstreamUnflushed = true
+            }
+            flushUpstreamIfWritten(upstream)
+        } else if let last {
+            _ = exchange?.upstream.forward(last, bytes: 0)
         }
-        exchange = current
     }
 
     private mutating func enqueue(_ part: QueuedPart) {
@@ -434,6 +445,7 @@ struct HTTP1ServerExchange<Upstream> {
         if !head.keepAlive { persistence = .closeAfterExchange }
         let id = nextID
         nextID &+= 1
+        upstreamUnflushed = false
         exchange = Exchange(id: id, version: head.version, method: head.method, upgrade: head.upgrade, started: now,
                             upstreamHead: head.upstreamHead, requestFraming: head.framing == .chunked ? .chunked : .raw)
         actions.append(.acquireUpstream(id))
@@ -513,6 +525,12 @@ struct HTTP1ServerExchange<Upstream> {
         } else if queued.count < Self.maximumQueuedParts, exchange?.requestEnded == true {
             setClientReading(true)
         }
+    }
+
+    private mutating func flushUpstreamIfWritten(_ upstream: Upstream) {
+        guard upstreamUnflushed else { return }
+        upstreamUnflushed = false
+        actions.append(.flushUpstream(upstream))
     }
 
     private mutating func setClientReading(_ enabled: Bool) {

@@ -67,11 +67,11 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
         self.limits = limits
     }
 
-    /// A pooled connection if one is idle now (no waiting, no connecting).
+    /// A pooled connection if one is idle now (no waiting, no connecting). Runs per request, so it changes
+    /// the destination's state in place: a copy would copy its idle list too.
     mutating func takeIdle(_ target: Target) -> Connection? {
-        guard var state = targets[target], let newest = state.idle.popLast() else { return nil }
-        state.leased += 1
-        targets[target] = state
+        guard let index = targets.index(forKey: target), let newest = targets.values[index].idle.popLast() else { return nil }
+        targets.values[index].leased += 1
         return newest.connection
     }
 
@@ -111,7 +111,14 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
     }
 
     mutating func release(_ target: Target, _ connection: Connection, reusable: Bool, now: NIODeadline) -> Release {
-        guard var state = targets[target] else { return .close(connection) }
+        guard let index = targets.index(forKey: target) else { return .close(connection) }
+        // The common case, in place (per request): no one waits and the connection goes back to the idle list.
+        if reusable, targets.values[index].waiters.isEmpty, targets.values[index].idle.count < limits.maximumIdlePerTarget {
+            targets.values[index].leased -= 1
+            targets.values[index].idle.append(IdleConnection(connection: connection, since: now))
+            return .park
+        }
+        var state = targets.values[index]
         state.leased -= 1
         defer { store(state, for: target) }
         if let waiter = state.waiters.popFirst() {
