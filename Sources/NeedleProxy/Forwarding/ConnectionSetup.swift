@@ -58,7 +58,7 @@ final class ConnectionSetup: Sendable {
             tcp.start(channel, target: target, initial: channel.allocator.buffer(capacity: 0))
             return
         }
-        let http1 = HTTP1Forwarder(pools: pools, headerReadTimeout: HeaderReadTimeoutHandler.defaultTimeout)
+        let http1 = HTTP1Forwarder(pools: pools, headerReadTimeout: HeaderReadTimer.defaultTimeout)
         let http2 = HTTP2Forwarder(connectTimeout: connectTimeout(direction))
         let timeout = TimeAmount.milliseconds(Int64(environment.detectTimeout.milliseconds))
         try sync.addHandler(DetectionHandler(timeout: timeout) { [self] context, detected, buffered, timedOut, inputClosed in

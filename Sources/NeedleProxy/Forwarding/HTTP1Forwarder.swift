@@ -1,8 +1,9 @@
 import NIOCore
 import NeedleContract
 
-/// HTTP/1.1: the header-read timeout and `HTTP1ProxyHandler` (which parses and frames the bytes itself) go
-/// where detection was; after a `101` the connection becomes a TCP splice.
+/// HTTP/1.1: `HTTP1ProxyHandler` (which parses and frames the bytes, times request heads and counts bytes
+/// itself) goes where detection and the byte counter were; after a `101` the connection becomes a TCP
+/// splice, counted again by a `ByteCounter`.
 struct HTTP1Forwarder {
     let pools: UpstreamPools
     let headerReadTimeout: TimeAmount
@@ -11,15 +12,17 @@ struct HTTP1Forwarder {
                metrics: TargetMetrics, buffered: ByteBuffer) throws {
         let channel = context.channel
         let pool = try pools.pool(on: channel.eventLoop)
-        let timer = HeaderReadTimeoutHandler(timeout: headerReadTimeout, bytesAlreadyRead: buffered.readableBytes > 0)
         let proxy = HTTP1ProxyHandler(
-            upstreams: pool.provider(for: target), metrics: RequestMetrics(target: metrics), headerTimer: timer,
+            upstreams: pool.provider(for: target), metrics: RequestMetrics(target: metrics),
+            headerTimer: HeaderReadTimer(timeout: headerReadTimeout), headBytesAlreadyRead: buffered.readableBytes > 0,
             startTunnel: { client, upstream, pending in
-                Self.startTunnel(client: client, timer: timer, upstream: upstream, pending: pending)
+                Self.startTunnel(client: client, upstream: upstream, pending: pending, metrics: metrics)
             })
         let sync = channel.pipeline.syncOperations
-        try sync.addHandlers([timer, proxy], position: .after(detector))
-        // Reading on from here is the new handlers' call (they switch autoRead off while their other side is busy).
+        try sync.addHandler(proxy, position: .after(detector))
+        // The proxy handler counts the connection's bytes itself (one handler, no extra hops per request).
+        if let counter = try? sync.handler(type: ByteCounter.self) { _ = sync.removeHandler(counter) }
+        // Reading on from here is the new handler's call (it switches autoRead off while the other side is busy).
         try? channel.syncOptions?.setOption(.autoRead, value: true)
         context.fireChannelRead(NIOAny(buffered))
         context.fireChannelReadComplete()
@@ -28,18 +31,18 @@ struct HTTP1Forwarder {
 
     /// WebSocket and other upgrades (and CONNECT): after the 101 both sides become plain byte streams. The
     /// bytes each side sent past the switch, already read by the HTTP handlers, go first.
-    static func startTunnel(client: any Channel, timer: HeaderReadTimeoutHandler, upstream: HTTP1UpstreamConnection,
-                            pending: ByteBuffer) {
+    static func startTunnel(client: any Channel, upstream: HTTP1UpstreamConnection, pending: ByteBuffer,
+                            metrics: TargetMetrics) {
         let (clientGlue, upstreamGlue) = GlueHandler.pair()
         let clientSync = client.pipeline.syncOperations
         let upstreamSync = upstream.channel.pipeline.syncOperations
         let fromUpstream = upstream.handler.takeUnparsed()
         do {
+            try clientSync.addHandler(ByteCounter(metrics: metrics), position: .first)
             try clientSync.addHandler(clientGlue)
             if let proxy = try? clientSync.context(handlerType: HTTP1ProxyHandler.self) {
                 _ = clientSync.removeHandler(context: proxy)
             }
-            _ = clientSync.removeHandler(timer)
             try upstreamSync.addHandler(upstreamGlue)
             _ = upstreamSync.removeHandler(upstream.handler)
         } catch {

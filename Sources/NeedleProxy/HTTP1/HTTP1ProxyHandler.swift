@@ -3,7 +3,9 @@ import NIOHTTP1
 
 /// Proxies the HTTP/1.1 exchanges of one client connection to upstream connections from an
 /// `HTTP1UpstreamProvider`, on raw bytes: `HTTP1RequestDecoder` parses, `HTTP1ServerExchange` decides, and
-/// this handler performs what it says, writing bytes the machine has already framed.
+/// this handler performs what it says, writing bytes the machine has already framed. It is the only
+/// handler of an HTTP/1.1 connection: it also runs the header-read timer and counts the connection's
+/// bytes, since every extra handler costs a pipeline hop per read, write and flush.
 final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, HTTP1UpstreamDelegate {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -16,28 +18,43 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
     private var decoder = HTTP1RequestDecoder()
     private let upstreams: any HTTP1UpstreamProvider
     private let metrics: RequestMetrics
-    private let headerTimer: HeaderReadTimeoutHandler?
+    private let headerTimer: HeaderReadTimer?
+    private let headBytesAlreadyRead: Bool
     private let startTunnel: TunnelStarter
     private var context: ChannelHandlerContext?
     /// Actions are performed by the outermost call only; events raised while performing (a write that
     /// changes writability) queue theirs behind.
     private var performing = false
 
-    init(upstreams: any HTTP1UpstreamProvider, metrics: RequestMetrics, headerTimer: HeaderReadTimeoutHandler?,
-         startTunnel: @escaping TunnelStarter) {
+    /// `headBytesAlreadyRead`: protocol detection already read the start of the first head (its clock runs).
+    init(upstreams: any HTTP1UpstreamProvider, metrics: RequestMetrics, headerTimer: HeaderReadTimer?,
+         headBytesAlreadyRead: Bool = false, startTunnel: @escaping TunnelStarter) {
         self.upstreams = upstreams
         self.metrics = metrics
         self.headerTimer = headerTimer
+        self.headBytesAlreadyRead = headBytesAlreadyRead
         self.startTunnel = startTunnel
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        headerTimer?.start(on: context.eventLoop, bytesAlreadyRead: headBytesAlreadyRead) { [weak self] in
+            self?.headTimedOut()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headerTimer?.stop()
+        self.context = nil
+    }
 
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        decoder.received(unwrapInboundIn(data))
+        let bytes = unwrapInboundIn(data)
+        metrics.target.readBytes.increment(by: Int64(bytes.readableBytes))
+        headerTimer?.bytesArrived()
+        decoder.received(bytes)
         while let event = decoder.next() {
             switch event {
             case .head(let head): machine.requestHead(head, now: .now())
@@ -66,6 +83,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        headerTimer?.stop()
         machine.clientClosed()
         perform()
         context.fireChannelInactive()
@@ -140,26 +158,27 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
         case .setUpstreamReading(let upstream, let enabled):
             upstream.setReading(enabled)
         case .respondHead(let bytes, _, let flush):
-            guard let context else { return }
-            context.write(wrapOutboundOut(bytes), promise: nil)
-            if flush { context.flush() }
+            write(bytes)
+            if flush { context?.flush() }
         case .respondBody(let bytes):
-            context?.write(wrapOutboundOut(bytes), promise: nil)
+            write(bytes)
         case .respondEnd(let bytes, let close):
             guard let context else { return }
             guard close else {
-                if let bytes { context.write(wrapOutboundOut(bytes), promise: nil) }
+                if let bytes { write(bytes) }
                 context.flush()
                 return
             }
-            context.writeAndFlush(wrapOutboundOut(bytes ?? context.channel.allocator.buffer(capacity: 0)))
-                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            let bytes = bytes ?? context.channel.allocator.buffer(capacity: 0)
+            metrics.target.writeBytes.increment(by: Int64(bytes.readableBytes))
+            context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         case .flushClient:
             context?.flush()
         case .respondWithError(let status, let reason, let version, let close):
             guard let context else { return }
             let bytes = ProxyErrorResponse.http1(status, reason: reason, version: version, close: close,
                                                  allocator: context.channel.allocator)
+            metrics.target.writeBytes.increment(by: Int64(bytes.readableBytes))
             let written = context.writeAndFlush(wrapOutboundOut(bytes))
             if close { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
         case .setClientReading(let enabled):
@@ -177,10 +196,25 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
         case .startTunnel(let upstream):
             guard let context else { return }
             upstream.handler.delegate = nil
+            headerTimer?.stop()
             startTunnel(context.channel, upstream, decoder.takeUnparsed())
         case .close:
             context?.close(promise: nil)
         }
+    }
+
+    private func write(_ bytes: ByteBuffer) {
+        metrics.target.writeBytes.increment(by: Int64(bytes.readableBytes))
+        context?.write(wrapOutboundOut(bytes), promise: nil)
+    }
+
+    /// A request head did not arrive in time: a bare 408, then close. Nothing of it went upstream.
+    private func headTimedOut() {
+        guard let context else { return }
+        var response = context.channel.allocator.buffer(capacity: 80)
+        response.writeStaticString("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+        metrics.target.writeBytes.increment(by: Int64(response.readableBytes))
+        context.writeAndFlush(wrapOutboundOut(response)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     private func acquire(_ id: ExchangeID) {
