@@ -71,6 +71,27 @@ struct FuzzHarnessTests {
         }
     }
 
+    @Test("HTTP/1.1 wire decoding: 3,000 pseudo-random message streams decode the same however they are split")
+    func wireSweep() {
+        var generator = Generator(state: 0x5851_F42D_4C95_7F2D)
+        for _ in 0..<3000 {
+            let input = generator.bytes(maximumCount: 48)
+            let violations = HTTP1WireHarness.check(input)
+            #expect(violations.isEmpty, "input \(input): \(violations)")
+            if !violations.isEmpty { return }
+        }
+    }
+
+    @Test("HTTP/1.1 wire decoding: the harness sees a valid exchange, and inputs fuzzers found stay fixed")
+    func wireRegressions() throws {
+        let (events, heads) = HTTP1WireHarness.requestEvents(Array("POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".utf8), split: 3)
+        #expect(heads.count == 1)
+        #expect(events.dropFirst().elementsEqual(["body hello", "end -"]))
+        for (name, bytes) in try Self.regressions("http1-wire") {
+            #expect(HTTP1WireHarness.check(bytes).isEmpty, "\(name)")
+        }
+    }
+
     @Test("the action checker catches what the handler must never be asked to do")
     func checkerCatchesViolations() {
         var doubleRelease = ExchangeActionChecker()

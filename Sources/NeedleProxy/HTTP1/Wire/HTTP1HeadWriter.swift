@@ -70,11 +70,12 @@ enum HTTP1HeadWriter {
         var runStart = offset
         var index = offset
         while index < end {
+            // The head was parsed, so every line is "name:value CRLF"; the bounds are checked all the same.
             let lineStart = index
-            while head[index] != HTTP1Syntax.colon { index += 1 }
+            while index < end, head[index] != HTTP1Syntax.colon { index += 1 }
             let name = UnsafeRawBufferPointer(rebasing: head[lineStart..<index])
-            while head[index] != HTTP1Syntax.cr { index += 1 }
-            index += 2
+            while index < end, head[index] != HTTP1Syntax.cr { index += 1 }
+            index = min(index + 2, end)
             guard drops(name, nominated: nominated, dropContentLength: dropContentLength,
                         dropTransferEncoding: dropTransferEncoding)
             else { continue }

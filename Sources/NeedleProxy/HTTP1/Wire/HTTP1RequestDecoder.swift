@@ -23,7 +23,7 @@ struct HTTP1RequestDecoder {
 
     static let maximumHeadBytes = 64 * 1024
 
-    private var unread = ByteBuffer()
+    private var unread = HTTP1Syntax.emptyBuffer
     private var state = State.head
     private var scanner = HTTP1HeadScanner(limit: maximumHeadBytes)
 
@@ -40,6 +40,15 @@ struct HTTP1RequestDecoder {
 
     /// The next request event from the bytes received so far, or nil when more are needed.
     mutating func next() -> Event? {
+        guard let event = nextEvent() else {
+            // Let go of a read buffer that is used up: NIO reuses it for the next read only if nothing else holds it.
+            if unread.readableBytes == 0 { unread = HTTP1Syntax.emptyBuffer }
+            return nil
+        }
+        return event
+    }
+
+    private mutating func nextEvent() -> Event? {
         switch state {
         case .paused, .failed:
             return nil
@@ -69,7 +78,7 @@ struct HTTP1RequestDecoder {
 
     /// The bytes not parsed (after an upgrade request): the first bytes of the tunnel.
     mutating func takeUnparsed() -> ByteBuffer {
-        defer { unread = ByteBuffer() }
+        defer { unread = HTTP1Syntax.emptyBuffer }
         return unread
     }
 

@@ -26,7 +26,7 @@ struct HTTP1ResponseDecoder {
 
     static let maximumHeadBytes = 64 * 1024
 
-    private var unread = ByteBuffer()
+    private var unread = HTTP1Syntax.emptyBuffer
     private var state = State.head
     private var scanner = HTTP1HeadScanner(limit: maximumHeadBytes)
     /// The method of the request being answered; nil between exchanges.
@@ -49,6 +49,15 @@ struct HTTP1ResponseDecoder {
     }
 
     mutating func next() -> Event? {
+        guard let event = nextEvent() else {
+            // Let go of a read buffer that is used up: NIO reuses it for the next read only if nothing else holds it.
+            if unread.readableBytes == 0 { unread = HTTP1Syntax.emptyBuffer }
+            return nil
+        }
+        return event
+    }
+
+    private mutating func nextEvent() -> Event? {
         switch state {
         case .tunnel, .failed:
             return nil
@@ -103,7 +112,7 @@ struct HTTP1ResponseDecoder {
 
     /// The bytes after a `101` (or a 2xx to CONNECT): the first bytes of the tunnel.
     mutating func takeUnparsed() -> ByteBuffer {
-        defer { unread = ByteBuffer() }
+        defer { unread = HTTP1Syntax.emptyBuffer }
         return unread
     }
 

@@ -1,6 +1,11 @@
+import NIOCore
+
 /// Byte classes of HTTP/1.1 (RFC 9110 §5.6.2, RFC 9112 §5) and the hop-by-hop field names, on raw bytes:
 /// the wire codec never makes a `String` of a field it only forwards.
 enum HTTP1Syntax {
+    /// Stands in for "no bytes held": one shared empty buffer rather than a new allocation each time.
+    static let emptyBuffer = ByteBufferAllocator().buffer(capacity: 0)
+
     static let cr = UInt8(ascii: "\r")
     static let lf = UInt8(ascii: "\n")
     static let space = UInt8(ascii: " ")
