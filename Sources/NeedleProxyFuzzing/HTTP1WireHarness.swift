@@ -74,7 +74,8 @@ public enum HTTP1WireHarness {
     }
 
     private static func appendBody(_ events: inout [String], _ payload: ByteBuffer) {
-        let text = String(decoding: payload.readableBytesView, as: UTF8.self)
+        // One character per byte (Latin-1), so the text does not depend on where a multi-byte sequence was cut.
+        let text = String(String.UnicodeScalarView(payload.readableBytesView.map { Unicode.Scalar($0) }))
         if let last = events.last, last.hasPrefix("body ") {
             events[events.count - 1] = last + text
         } else {
