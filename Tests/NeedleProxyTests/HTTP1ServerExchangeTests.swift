@@ -220,6 +220,36 @@ struct HTTP1ServerExchangeTests {
         #expect(m.drain() == ["count-response 101", "respond end flush", "tunnel u1"])
     }
 
+    @Test("a CONNECT answered 2xx becomes a tunnel; a refused upgrade closes the connection after its answer")
+    func connectAndRefusedUpgrade() {
+        var connect = Machine()
+        connect.requestHead(request(.CONNECT, "db:5432"), now: .now())
+        connect.requestEnd(nil)
+        connect.upstreamAcquired(1, "u1", reused: false, writable: true)
+        _ = connect.drain()
+        connect.responseHead(response(200), answering: .CONNECT)
+        connect.responseEnd(nil)
+        #expect(connect.drain() == ["respond head 200", "count-response 200", "respond end flush", "tunnel u1"])
+
+        var refused = Machine()
+        refused.requestHead(request(.GET, "/ws", [("connection", "upgrade"), ("upgrade", "websocket")]), now: .now())
+        refused.requestEnd(nil)
+        refused.upstreamAcquired(1, "u1", reused: false, writable: true)
+        _ = refused.drain()
+        refused.responseHead(response(200, [("content-length", "0")]))
+        refused.responseEnd(nil)
+        #expect(refused.drain() == ["respond head 200 connection=close", "count-response 200", "release u1 reusable",
+                                    "respond end then close"])
+    }
+
+    @Test("a 101 to a request that asked for no upgrade is a 502, and the connection is not reused")
+    func unaskedSwitch() {
+        var m = Machine()
+        inFlightGET(&m)
+        m.responseHead(response(101, [("connection", "upgrade"), ("upgrade", "websocket")]))
+        #expect(m.drain() == ["release u1 closed", "count-response 502", "error 502", "await-head"])
+    }
+
     @Test("a parse error mid-request releases the upstream and answers 400 (or cuts off a started response)")
     func malformedMidRequest() {
         var m = Machine()

@@ -276,8 +276,12 @@ struct HTTP1ServerExchange<Upstream> {
         }
         let switching = head.status == 101 || current.method == .CONNECT && (200..<300).contains(head.status)
         let (framing, fields) = clientFraming(for: head, version: current.version, switching: switching)
-        if case .length = head.framing {
-        } else if framing == .raw, persistence == .keepAlive {
+        if !switching, current.upgrade != nil || current.method == .CONNECT, persistence == .keepAlive {
+            // A switch that was refused: the client may already be sending the new protocol, so the
+            // connection ends after this answer, and the answer says so.
+            persistence = .closeAfterExchange
+        }
+        if framing == .raw, !fields.keepsLength, persistence == .keepAlive {
             // A body without a length reaches the client delimited by the close (HTTP/1.0, or codings
             // other than chunked): only the close can end it.
             persistence = .closeAfterExchange
@@ -333,8 +337,7 @@ struct HTTP1ServerExchange<Upstream> {
         }
         actions.append(.releaseUpstream(upstream, reusable: current.requestEnded && upstreamKeepAlive))
         // A response that ends before its request did: the rest of that request cannot be skipped safely.
-        // After an upgrade that was not granted the client may already be sending the new protocol.
-        if !current.requestEnded || current.upgrade != nil || current.method == .CONNECT { persistence = .closeAfterExchange }
+        if !current.requestEnded { persistence = .closeAfterExchange }
         if persistence == .keepAlive {
             actions.append(.respondEnd(last, close: false))
             startQueuedRequests()
@@ -347,10 +350,9 @@ struct HTTP1ServerExchange<Upstream> {
 
     /// The upstream sent something that is not HTTP/1.1: as if it had closed, but never retried.
     mutating func upstreamInvalid(_ reason: String) {
-        guard var current = exchange, current.upstream.upstream != nil else { return }
-        current.retried = true
-        exchange = current
-        if case .awaitingHead = current.response {
+        guard let response = exchange?.response, exchange?.upstream.upstream != nil else { return }
+        exchange?.retried = true
+        if case .awaitingHead = response {
             failBeforeResponse(.badGateway, reason: "upstream sent an invalid response: \(reason)")
         } else {
             upstreamClosed()
