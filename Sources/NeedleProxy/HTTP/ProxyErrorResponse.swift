@@ -4,30 +4,29 @@ import NIOHTTP1
 /// A response the proxy makes itself (502, 504, 400, 431): a short plain-text body and Linkerd's
 /// `l5d-proxy-error` header naming the cause, so clients and dashboards can tell the proxy's errors from the app's.
 enum ProxyErrorResponse {
+    /// The fields and body of the response, for either rendering below.
+    private static func content(reason: String, close: Bool) -> (fields: [(String, String)], body: String) {
+        let body = reason + "\n"
+        var fields = [("content-type", "text/plain; charset=utf-8"), ("content-length", String(body.utf8.count))]
+        if close { fields.append(("connection", "close")) }
+        fields.append(("l5d-proxy-error", reason))
+        return (fields, body)
+    }
+
     static func parts(_ status: HTTPResponseStatus, reason: String, version: HTTPVersion, close: Bool,
                       allocator: ByteBufferAllocator) -> (head: HTTPResponseHead, body: ByteBuffer) {
-        let body = reason + "\n"
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        if close { headers.add(name: "connection", value: "close") }
-        headers.add(name: "l5d-proxy-error", value: reason)
-        return (HTTPResponseHead(version: version, status: status, headers: headers), allocator.buffer(string: body))
+        let (fields, body) = content(reason: reason, close: close)
+        return (HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(fields)), allocator.buffer(string: body))
     }
 
     /// The whole response as HTTP/1.x bytes.
     static func http1(_ status: HTTPResponseStatus, reason: String, version: HTTPVersion, close: Bool,
                       allocator: ByteBufferAllocator) -> ByteBuffer {
-        let body = reason + "\n"
+        let (fields, body) = content(reason: reason, close: close)
         var buffer = allocator.buffer(capacity: 160 + 2 * body.utf8.count)
-        buffer.writeStaticString(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        buffer.writeString("\(status.code) \(status.reasonPhrase)\r\n")
-        buffer.writeStaticString("content-type: text/plain; charset=utf-8\r\ncontent-length: ")
-        buffer.writeString("\(body.utf8.count)\r\n")
-        if close { buffer.writeStaticString("connection: close\r\n") }
-        buffer.writeStaticString("l5d-proxy-error: ")
-        buffer.writeString(reason)
-        buffer.writeStaticString("\r\n\r\n")
+        buffer.writeString("\(version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1") \(status.code) \(status.reasonPhrase)\r\n")
+        for (name, value) in fields { buffer.writeString("\(name): \(value)\r\n") }
+        buffer.writeStaticString("\r\n")
         buffer.writeString(body)
         return buffer
     }

@@ -15,11 +15,7 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     weak var delegate: (any UpstreamDelegate)?
-    /// Called once when the server ends its side (FIN) or the connection fails: a pooled connection must
-    /// leave the pool at once rather than be handed to the next request.
-    var onPeerClosed: (() -> Void)?
     private(set) var context: ChannelHandlerContext?
-    private(set) var peerClosed = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -29,14 +25,12 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        markPeerClosed()
         delegate?.upstreamFailed(ChannelError.eof)
         delegate = nil
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        markPeerClosed()
         delegate?.upstreamFailed(error)
         delegate = nil
         context.close(promise: nil)
@@ -44,10 +38,8 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
-            // The server sent FIN. A response delimited by the close has already ended (the decoder saw
-            // the EOF first); anything else in flight is cut short. Either way the connection is done.
-            markPeerClosed()
-            if let delegate {
+            // The server ended the stream: anything still in flight is cut short.
+                if let delegate {
                 self.delegate = nil
                 delegate.upstreamFailed(ChannelError.eof)
             }
@@ -67,24 +59,15 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func flush() { context?.flush() }
-
-    private func markPeerClosed() {
-        guard !peerClosed else { return }
-        peerClosed = true
-        onPeerClosed?()
-        onPeerClosed = nil
-    }
 }
 
 @available(*, unavailable)
 extension UpstreamHandler: Sendable {}
 
 /// An HTTP/2 stream to the destination, carrying one request.
-final class UpstreamConnection: Hashable {
+final class UpstreamConnection {
     let channel: any Channel
     let handler: UpstreamHandler
-    /// True when it came from the pool rather than a fresh connect (a failure on it may be a stale socket).
-    var reused = false
     private var reading = true
 
     init(channel: any Channel, handler: UpstreamHandler) {
@@ -101,9 +84,6 @@ final class UpstreamConnection: Hashable {
         // HTTP/2 stream channels do not deliver frames they already hold when autoRead is switched back on.
         if enabled { channel.read() }
     }
-
-    static func == (lhs: UpstreamConnection, rhs: UpstreamConnection) -> Bool { lhs === rhs }
-    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }
 
 @available(*, unavailable)

@@ -14,7 +14,7 @@ struct HTTP1BodyDecoder {
     }
 
     /// The trailer section may be no larger than a head.
-    static let maximumTrailerBytes = 64 * 1024
+    static var maximumTrailerBytes: Int { HTTPLimits.maximumHeaderBytes }
 
     private enum State {
         case length(remaining: Int)

@@ -5,7 +5,7 @@ import NIOHTTP1
 /// of the leniencies a smuggler relies on. No obs-fold, no bare CR or LF, no whitespace before a colon, no
 /// controls in values, one unambiguous body length. It only reads; `HTTP1HeadWriter` makes what is sent on.
 enum HTTP1HeadParser {
-    static let maximumFields = 512
+    static var maximumFields: Int { HTTPLimits.maximumHeaderFields }
 
     /// What the fields say about framing and the connection.
     struct FieldFacts {

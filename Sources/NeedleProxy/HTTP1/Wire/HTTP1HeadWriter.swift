@@ -32,6 +32,9 @@ enum HTTP1HeadWriter {
         var dropContentLength = false
         var dropTransferEncoding = false
         var addChunked = false
+
+        /// The body goes on delimited by its `Content-Length`.
+        var keepsLength: Bool { !dropContentLength && !addChunked }
     }
 
     /// The response as the client gets it, in the client's HTTP version.

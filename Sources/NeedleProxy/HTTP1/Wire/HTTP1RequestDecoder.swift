@@ -21,7 +21,7 @@ struct HTTP1RequestDecoder {
         case failed
     }
 
-    static let maximumHeadBytes = 64 * 1024
+    static var maximumHeadBytes: Int { HTTPLimits.maximumHeaderBytes }
 
     private var unread = HTTP1Syntax.emptyBuffer
     private var state = State.head
