@@ -76,7 +76,10 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        .executableTarget(name: "needle-proxy", dependencies: ["NeedleProxy", "NeedleServerKit"]),
+        .executableTarget(
+            name: "needle-proxy",
+            dependencies: ["NeedleProxy", "NeedleServerKit", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+        ),
         // Fuzzing harnesses for the proxy's pure parts, and their libFuzzer entry points (Fuzz/run). Debug
         // builds only: the harnesses reach internal types through @testable import.
         .target(name: "CNeedleFuzzer", path: "Fuzz/CNeedleFuzzer"),

@@ -102,6 +102,28 @@ struct HTTP1ProxyHandlerTests {
         #expect(client.isActive)
     }
 
+    @Test("a short response leaves in one write; a large body is not copied into its head's buffer")
+    func responseWrites() throws {
+        let upstreams = FakeHTTP1Upstreams(loop: loop)
+        let client = try makeClient(upstreams)
+        try client.writeInbound(ByteBuffer(string: "GET /small HTTP/1.1\r\nHost: app\r\n\r\n"))
+        let (_, upstream) = try upstreams.connect()
+        _ = try written(upstream)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        var writes: [String] = []
+        while let buffer = try client.readOutbound(as: ByteBuffer.self) { writes.append(String(buffer: buffer)) }
+        #expect(writes == ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
+
+        let large = String(repeating: "z", count: WriteCoalescer.maximumHeldBytes + 1)
+        try client.writeInbound(ByteBuffer(string: "GET /large HTTP/1.1\r\nHost: app\r\n\r\n"))
+        let (_, another) = try upstreams.connect()
+        _ = try written(another)
+        try another.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: \(large.utf8.count)\r\n\r\n\(large)"))
+        writes = []
+        while let buffer = try client.readOutbound(as: ByteBuffer.self) { writes.append(String(buffer: buffer)) }
+        #expect(writes.count == 2 && writes.first == "HTTP/1.1 200 OK\r\nContent-Length: \(large.utf8.count)\r\n\r\n" && writes.last == large)
+    }
+
     @Test("a request and its response split across reads at every byte arrive intact (re-chunked as the bytes came)")
     func splitReads() throws {
         let request = "POST /p HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-t: 1\r\n\r\n"

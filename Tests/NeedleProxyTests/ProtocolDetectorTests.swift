@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 @testable import NeedleProxy
 import NeedleContract
@@ -200,17 +201,25 @@ struct ProxyMetricsTests {
         let metrics = ProxyMetrics(maximumTargets: 2)
         let target = metrics.target(.inbound, address: try ListenAddress(parsing: "10.0.0.5:8080"), tls: false)
         target.connectionOpened()
-        RequestMetrics(target: target).requestStarted()
-        target.response(status: 503, latencyMilliseconds: 12)
-        target.response(status: 200, latencyMilliseconds: 3)
+        var connection = RequestMetrics(target: target)
+        connection.requestStarted()
+        // One connection's statuses change (its cached series must follow), a second shares the series.
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        connection.responseCompleted(status: 503, since: start, now: start + .milliseconds(12))
+        connection.responseCompleted(status: 200, since: start, now: start + .milliseconds(3))
+        connection.responseCompleted(status: 200, since: start, now: start + .milliseconds(3))
+        var another = RequestMetrics(target: target)
+        another.responseCompleted(status: 200, since: start, now: start + .milliseconds(3))
+        another.responseCompleted(status: 503, since: start, now: start + .milliseconds(2))
         _ = metrics.target(.outbound, address: try ListenAddress(parsing: "10.0.0.6:80"), tls: false)
         let overflow = metrics.target(.outbound, address: try ListenAddress(parsing: "10.0.0.7:80"), tls: false)
         overflow.connectionOpened()
         let text = String(decoding: metrics.render(), as: UTF8.self)
         #expect(text.contains(#"request_total{direction="inbound",target_addr="10.0.0.5:8080",tls="false"} 1"#))
-        #expect(text.contains(#"response_total{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",classification="failure"} 1"#))
-        #expect(text.contains(#"status_code="200",classification="success"} 1"#))
-        #expect(text.contains(#"response_latency_ms_bucket{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",le="20.0"} 1"#))
+        #expect(text.contains(#"response_total{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",classification="failure"} 2"#))
+        #expect(text.contains(#"status_code="200",classification="success"} 3"#))
+        #expect(text.contains(#"response_latency_ms_bucket{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",le="10.0"} 1"#))
+        #expect(text.contains(#"response_latency_ms_bucket{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",le="20.0"} 2"#))
         #expect(text.contains(#"tcp_open_total{direction="outbound",target_addr="overflow",tls="false"} 1"#))
         #expect(text.contains("process_resident_memory_bytes "))
         #expect(text.contains("process_open_fds "))

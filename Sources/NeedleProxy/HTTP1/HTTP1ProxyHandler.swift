@@ -17,7 +17,9 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
     private var machine = HTTP1ServerExchange<HTTP1UpstreamConnection>()
     private var decoder = HTTP1RequestDecoder()
     private let upstreams: any HTTP1UpstreamProvider
-    private let metrics: RequestMetrics
+    private var metrics: RequestMetrics
+    /// Response bytes for the client: a short response's head and body leave in one write.
+    private var responseBytes = WriteCoalescer()
     private let headerTimer: HeaderReadTimer?
     private let headBytesAlreadyRead: Bool
     private let startTunnel: TunnelStarter
@@ -159,23 +161,24 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
             upstream.setReading(enabled)
         case .respondHead(let bytes, _, let flush):
             write(bytes)
-            if flush { context?.flush() }
+            if flush { flushClient() }
         case .respondBody(let bytes):
             write(bytes)
         case .respondEnd(let bytes, let close):
             guard let context else { return }
+            if let bytes { write(bytes) }
             guard close else {
-                if let bytes { write(bytes) }
-                context.flush()
+                flushClient()
                 return
             }
-            let bytes = bytes ?? context.channel.allocator.buffer(capacity: 0)
-            metrics.target.writeBytes.increment(by: Int64(bytes.readableBytes))
-            context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            let last = responseBytes.take() ?? context.channel.allocator.buffer(capacity: 0)
+            metrics.target.writeBytes.increment(by: Int64(last.readableBytes))
+            context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         case .flushClient:
-            context?.flush()
+            flushClient()
         case .respondWithError(let status, let reason, let version, let close):
             guard let context else { return }
+            writeHeld()
             let bytes = ProxyErrorResponse.http1(status, reason: reason, version: version, close: close,
                                                  allocator: context.channel.allocator)
             metrics.target.writeBytes.increment(by: Int64(bytes.readableBytes))
@@ -195,6 +198,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
             metrics.responseCompleted(status: status, since: started)
         case .startTunnel(let upstream):
             guard let context else { return }
+            flushClient()
             upstream.handler.delegate = nil
             headerTimer?.stop()
             startTunnel(context.channel, upstream, decoder.takeUnparsed())
@@ -204,6 +208,19 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
     }
 
     private func write(_ bytes: ByteBuffer) {
+        responseBytes.add(bytes) { writeNow($0) }
+    }
+
+    private func writeHeld() {
+        if let held = responseBytes.take() { writeNow(held) }
+    }
+
+    private func flushClient() {
+        writeHeld()
+        context?.flush()
+    }
+
+    private func writeNow(_ bytes: ByteBuffer) {
         metrics.target.writeBytes.increment(by: Int64(bytes.readableBytes))
         context?.write(wrapOutboundOut(bytes), promise: nil)
     }
@@ -211,6 +228,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
     /// A request head did not arrive in time: a bare 408, then close. Nothing of it went upstream.
     private func headTimedOut() {
         guard let context else { return }
+        writeHeld()
         var response = context.channel.allocator.buffer(capacity: 80)
         response.writeStaticString("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
         metrics.target.writeBytes.increment(by: Int64(response.readableBytes))

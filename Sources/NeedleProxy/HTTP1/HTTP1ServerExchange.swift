@@ -274,9 +274,9 @@ struct HTTP1ServerExchange<Upstream> {
             upstreamInvalid("101 Switching Protocols to a request that asked for no upgrade")
             return
         }
-        let switching = head.status == 101 || current.method == .CONNECT && (200..<300).contains(head.status)
+        let switching = head.status == 101 || current.method.isCONNECT && (200..<300).contains(head.status)
         let (framing, fields) = clientFraming(for: head, version: current.version, switching: switching)
-        if !switching, current.upgrade != nil || current.method == .CONNECT, persistence == .keepAlive {
+        if !switching, current.upgrade != nil || current.method.isCONNECT, persistence == .keepAlive {
             // A switch that was refused: the client may already be sending the new protocol, so the
             // connection ends after this answer, and the answer says so.
             persistence = .closeAfterExchange
@@ -461,7 +461,7 @@ struct HTTP1ServerExchange<Upstream> {
                                switching: Bool) -> (HTTP1BodyEncoder.Framing, HTTP1HeadWriter.ClientFraming) {
         switch head.framing {
         case .none:
-            let keepsFields = head.status == 304 || exchange?.method == .HEAD || switching
+            let keepsFields = head.status == 304 || exchange?.method.isHEAD == true || switching
             return (.none, keepsFields ? .init() : .init(dropContentLength: true, dropTransferEncoding: true))
         case .length:
             return (.raw, .init())

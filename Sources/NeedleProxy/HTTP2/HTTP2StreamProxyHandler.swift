@@ -9,7 +9,7 @@ final class HTTP2StreamProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private var machine = HTTP2StreamExchange<UpstreamConnection>()
     private let upstreams: any UpstreamProvider
-    private let metrics: RequestMetrics
+    private var metrics: RequestMetrics
     private var context: ChannelHandlerContext?
     private var performing = false
 

@@ -82,7 +82,7 @@ public final class TargetMetrics: Sendable {
     let tcpOpenConnections: Gauge
     let readBytes: Counter
     let writeBytes: Counter
-    private let responses = NIOLockedValueBox<[Int: (Counter, ValueHistogram)]>([:])
+    private let responses = NIOLockedValueBox<[Int: ResponseSeries]>([:])
 
     init(registry: PrometheusCollectorRegistry, direction: Direction, target: String, tls: Bool) {
         self.registry = registry
@@ -105,35 +105,62 @@ public final class TargetMetrics: Sendable {
         tcpOpenConnections.decrement()
     }
 
-    /// A response finished (status nil: the exchange failed before any status).
-    func response(status: Int?, latencyMilliseconds: Double) {
+    /// The response counter and latency histogram for one status (nil: the exchange failed before any
+    /// status), made on first use and shared by every connection of this target.
+    func responseSeries(status: Int?) -> ResponseSeries {
         let code = status ?? 0
-        let (counter, histogram) = responses.withLockedValue { cache -> (Counter, ValueHistogram) in
+        return responses.withLockedValue { cache -> ResponseSeries in
             if let entry = cache[code] { return entry }
             let statusLabel = status.map(String.init) ?? ""
             let classification = (status ?? 599) >= 500 ? "failure" : "success"
             let responseLabels = labels + [("status_code", statusLabel), ("classification", classification)]
-            let counter = registry.makeCounter(descriptor: ProxyMetrics.descriptor("response", unit: "total", help: "HTTP responses."),
-                                               labels: responseLabels)
-            let histogram = registry.makeValueHistogram(
-                descriptor: ProxyMetrics.descriptor("response_latency", unit: "ms", help: "Time from request head to response end."),
-                labels: labels + [("status_code", statusLabel)], buckets: ProxyMetrics.latencyBucketsMilliseconds)
-            cache[code] = (counter, histogram)
-            return (counter, histogram)
+            let series = ResponseSeries(
+                status: status,
+                count: registry.makeCounter(descriptor: ProxyMetrics.descriptor("response", unit: "total", help: "HTTP responses."),
+                                            labels: responseLabels),
+                latency: registry.makeValueHistogram(
+                    descriptor: ProxyMetrics.descriptor("response_latency", unit: "ms", help: "Time from request head to response end."),
+                    labels: labels + [("status_code", statusLabel)], buckets: ProxyMetrics.latencyBucketsMilliseconds))
+            cache[code] = series
+            return series
         }
-        counter.increment()
-        histogram.record(latencyMilliseconds)
     }
 }
 
-/// What an HTTP exchange reports; one per client connection (or HTTP/2 stream).
+/// The metrics one response status feeds.
+struct ResponseSeries: Sendable {
+    let status: Int?
+    let count: Counter
+    let latency: ValueHistogram
+
+    func record(latencyMilliseconds: Double) {
+        count.increment()
+        latency.record(latencyMilliseconds)
+    }
+}
+
+/// What an HTTP exchange reports; one per client connection (or HTTP/2 stream). It keeps the series of
+/// the last status it saw: a connection's responses mostly share one status, and this spares each of
+/// them the target's lock and table look-up.
 struct RequestMetrics {
     let target: TargetMetrics
+    private var lastSeries: ResponseSeries?
+
+    init(target: TargetMetrics) {
+        self.target = target
+    }
 
     func requestStarted() { target.requests.increment() }
 
-    func responseCompleted(status: Int?, since start: NIODeadline) {
-        let elapsed = NIODeadline.now() - start
-        target.response(status: status, latencyMilliseconds: Double(elapsed.nanoseconds) / 1_000_000)
+    mutating func responseCompleted(status: Int?, since start: NIODeadline, now: NIODeadline = .now()) {
+        let elapsed = now - start
+        let series: ResponseSeries
+        if let last = lastSeries, last.status == status {
+            series = last
+        } else {
+            series = target.responseSeries(status: status)
+            lastSeries = series
+        }
+        series.record(latencyMilliseconds: Double(elapsed.nanoseconds) / 1_000_000)
     }
 }

@@ -106,7 +106,7 @@ struct HTTP1RequestDecoder {
             }
             switch parsed {
             case .success(let request):
-                let pausesAfter = request.upgrade != nil || request.method == .CONNECT
+                let pausesAfter = request.upgrade != nil || request.method.isCONNECT
                 state = .body(HTTP1BodyDecoder(request.framing), pausesAfter: pausesAfter)
                 return .head(request)
             case .failure(let error):

@@ -132,7 +132,7 @@ struct HTTP1ResponseDecoder {
             case .success(let head):
                 if head.isInformational {
                     state = .head
-                } else if head.status == 101 || (method == .CONNECT && (200..<300).contains(head.status)) {
+                } else if head.status == 101 || (method.isCONNECT && (200..<300).contains(head.status)) {
                     state = .switching
                 } else {
                     state = .body(HTTP1BodyDecoder(head.framing))
@@ -152,8 +152,8 @@ struct HTTP1ResponseDecoder {
         let facts = try HTTP1HeadParser.fields(bytes, from: line.fieldsOffset)
         let status = line.status
         let framing: HTTP1BodyFraming
-        if method == .HEAD || (100..<200).contains(status) || status == 204 || status == 304
-            || (method == .CONNECT && (200..<300).contains(status)) {
+        if method.isHEAD || (100..<200).contains(status) || status == 204 || status == 304
+            || (method.isCONNECT && (200..<300).contains(status)) {
             framing = .none
         } else if facts.transferCodings > 0 {
             framing = facts.transferCoding == .chunkedLast ? .chunked : .untilClose
