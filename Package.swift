@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "needle", targets: ["needle"]),
         .executable(name: "needle-init", targets: ["needle-init"]),
         .executable(name: "needle-proxy", targets: ["needle-proxy"]),
+        .executable(name: "needle-controller", targets: ["needle-controller"]),
         .library(name: "NeedleContract", targets: ["NeedleContract"]),
     ],
     dependencies: [
@@ -42,12 +43,51 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
             ]
         ),
-        // The webhook: AdmissionReview codec, namespace directory, HTTPS server, TLS, metrics.
+        // A request/response service over HTTPS (one route, whole bodies): the webhook's and the controller's
+        // identity API's server, with per-phase deadlines, a connection cap and a graceful drain.
+        .target(
+            name: "NeedleHTTPService",
+            dependencies: [
+                "NeedleContract",
+                "NeedleServerKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Workload identity's pure core (DESIGN §7): certificate requests checked, certificates issued by an
+        // issuer checked against the trust anchors, TokenReview requests and verdicts. No I/O.
+        .target(
+            name: "NeedleIdentity",
+            dependencies: [
+                "NeedleContract",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        // The Kubernetes API client of the injector and the controller: access, token, TLS.
+        .target(
+            name: "NeedleKubernetes",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The webhook: AdmissionReview codec, namespace directory, TLS, metrics.
         .target(
             name: "NeedleWebhook",
             dependencies: [
+                "NeedleKubernetes",
                 "NeedleInjection",
                 "NeedleServerKit",
+                "NeedleHTTPService",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -98,7 +138,30 @@ let package = Package(
         ),
         .executableTarget(
             name: "needle-injector",
-            dependencies: ["NeedleWebhook", "NeedleServerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NeedleWebhook", "NeedleServerKit", "NeedleHTTPService", "NeedleKubernetes",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // The control plane's services: identity (certify), later discovery. Thin I/O around NeedleIdentity.
+        .target(
+            name: "NeedleController",
+            dependencies: [
+                "NeedleIdentity",
+                "NeedleHTTPService",
+                "NeedleKubernetes",
+                "NeedleContract",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(
+            name: "needle-controller",
+            dependencies: ["NeedleController", "NeedleServerKit", "NeedleHTTPService", "NeedleKubernetes",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // needle install / inject: manifests, certificates, offline workload injection.
         .target(
@@ -115,11 +178,25 @@ let package = Package(
             dependencies: ["NeedleServerKit", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(name: "NeedleInjectionTests", dependencies: ["NeedleInjection"]),
+        .testTarget(name: "NeedleHTTPServiceTests", dependencies: ["NeedleHTTPService"]),
+        // A throwaway PKI (trust anchor, issuer, CSRs) for the identity and controller tests.
+        .target(
+            name: "IdentityTestSupport",
+            dependencies: [
+                "NeedleContract",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            path: "Tests/IdentityTestSupport"
+        ),
+        .testTarget(name: "NeedleIdentityTests", dependencies: ["NeedleIdentity", "IdentityTestSupport"]),
+        .testTarget(name: "NeedleControllerTests", dependencies: ["NeedleController", "NeedleIdentity", "IdentityTestSupport"]),
         .testTarget(name: "NeedleInitTests", dependencies: ["NeedleInit"]),
         .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy", "NeedleProxyFuzzing"]),
         .testTarget(name: "NeedleInstallTests", dependencies: ["NeedleInstall"], exclude: ["Workloads"]),
         // Fixtures are read from the source tree (#filePath) so the refresh switch can rewrite the goldens.
-        .testTarget(name: "NeedleWebhookTests", dependencies: ["NeedleWebhook"], exclude: ["Fixtures"]),
+        .testTarget(name: "NeedleWebhookTests", dependencies: ["NeedleWebhook", "NeedleKubernetes"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

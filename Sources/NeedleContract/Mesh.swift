@@ -17,6 +17,26 @@ public enum Mesh {
     public static let injectorAdminPort = 9995
     public static let injectorPath = "/inject"
     public static let controlPlaneNamespace = "needle"
+    public static let defaultClusterDomain = "cluster.local"
+
+    // Identity and discovery (DESIGN §7–§8).
+    public static let controllerServiceAccount = "needle-controller"
+    public static let identityPort = 8080
+    public static let destinationPort = 8086
+    public static let controllerAdminPort = 9996
+    public static let identityServiceName = "needle-identity"
+    public static let destinationServiceName = "needle-destination"
+    public static let trustRootsConfigMap = "needle-identity-trust-roots"
+    public static let trustRootsKey = "ca-bundle.crt"
+    public static let issuerSecret = "needle-identity-issuer"
+    /// The projected service-account token the proxy proves itself with.
+    public static let identityTokenVolume = "needle-identity-token"
+    public static let identityTokenDirectory = "/var/run/secrets/tokens"
+    public static var identityTokenFile: String { identityTokenDirectory + "/" + identityTokenVolume }
+    public static let identityTokenAudience = "identity.needle.dev"
+    public static let identityTokenLifetimeSeconds = 86400
+    /// Added by the inbound proxy to requests from a peer it authenticated: the peer's TLS name.
+    public static let clientIDHeader = "needle-client-id"
 
     /// Where the proxy image keeps both binaries.
     public static let binaryDirectory = "/usr/lib/needle"

@@ -18,9 +18,50 @@ public enum ProxyVariable: String, Sendable, CaseIterable {
     case podNamespace = "NEEDLE_POD_NAMESPACE"
     case podServiceAccount = "NEEDLE_POD_SERVICE_ACCOUNT"
     case nodeName = "NEEDLE_NODE_NAME"
+    case identityServiceAddress = "NEEDLE_PROXY_IDENTITY_SVC_ADDR"
+    case identityServiceName = "NEEDLE_PROXY_IDENTITY_SVC_NAME"
+    case identityTrustAnchors = "NEEDLE_PROXY_IDENTITY_TRUST_ANCHORS"
+    case identityTokenFile = "NEEDLE_PROXY_IDENTITY_TOKEN_FILE"
+    case identityTrustDomain = "NEEDLE_PROXY_IDENTITY_TRUST_DOMAIN"
+    case destinationServiceAddress = "NEEDLE_PROXY_DESTINATION_SVC_ADDR"
+    case destinationServiceName = "NEEDLE_PROXY_DESTINATION_SVC_NAME"
+}
 
-    /// Reserved for mutual TLS; accepted and ignored until that stage exists.
-    public static let reservedIdentityPrefix = "NEEDLE_PROXY_IDENTITY_"
+/// A control-plane service the proxy calls over TLS: where it is, and the TLS name its certificate must carry.
+public struct ControlPlaneService: Hashable, Sendable {
+    public var address: ServiceAddress
+    public var tlsName: DNSName
+
+    public init(address: ServiceAddress, tlsName: DNSName) {
+        self.address = address
+        self.tlsName = tlsName
+    }
+}
+
+/// What the proxy needs to get and prove its identity (DESIGN §7). Present exactly when identity is on.
+public struct IdentitySettings: Hashable, Sendable {
+    public var service: ControlPlaneService
+    /// The PEM bundle of trust anchors, as the injector copied it from its configuration.
+    public var trustAnchorsPEM: String
+    public var tokenFile: String
+    public var trustDomain: DNSName
+
+    public init(service: ControlPlaneService, trustAnchorsPEM: String, tokenFile: String = Mesh.identityTokenFile,
+                trustDomain: DNSName) {
+        self.service = service
+        self.trustAnchorsPEM = trustAnchorsPEM
+        self.tokenFile = tokenFile
+        self.trustDomain = trustDomain
+    }
+
+    static let trustAnchorsFormat = "a PEM bundle of one or more -----BEGIN CERTIFICATE----- blocks"
+
+    static func parseTrustAnchors(_ text: String) throws(FormatError) -> String {
+        guard text.contains("-----BEGIN CERTIFICATE-----"), text.contains("-----END CERTIFICATE-----") else {
+            throw FormatError(value: text.count > 60 ? String(text.prefix(60)) + "…" : text, expected: trustAnchorsFormat)
+        }
+        return text
+    }
 }
 
 /// How one variable gets its value in the pod: a literal, or a downward-API field of the pod.
@@ -63,8 +104,18 @@ public struct ProxyEnvironment: Hashable, Sendable {
     public var podNamespace: String? = nil
     public var podServiceAccount: String? = nil
     public var nodeName: String? = nil
+    /// nil: identity is off; the proxy runs plaintext and is ready at once.
+    public var identity: IdentitySettings? = nil
+    /// nil: no discovery; outbound traffic goes to its original destination. Needs identity.
+    public var destination: ControlPlaneService? = nil
 
     public static let maximumWorkers = 64
+
+    /// The workload this proxy speaks for, when identity is on (parsing guarantees the names are valid then).
+    public var workloadIdentity: WorkloadIdentity? {
+        guard let identity, let podNamespace, let podServiceAccount else { return nil }
+        return try? WorkloadIdentity(namespace: podNamespace, serviceAccount: podServiceAccount, trustDomain: identity.trustDomain)
+    }
 
     public init() {}
 
@@ -78,7 +129,7 @@ public struct ProxyEnvironment: Hashable, Sendable {
         func field(_ variable: ProxyVariable, _ path: String) -> EnvironmentVariable {
             EnvironmentVariable(name: variable.rawValue, value: .podField(path))
         }
-        return [
+        var variables = [
             literal(.inboundListenAddress, inboundListenAddress.description),
             literal(.outboundListenAddress, outboundListenAddress.description),
             literal(.adminListenAddress, adminListenAddress.description),
@@ -98,6 +149,22 @@ public struct ProxyEnvironment: Hashable, Sendable {
             field(.podServiceAccount, "spec.serviceAccountName"),
             field(.nodeName, "spec.nodeName"),
         ]
+        if let identity {
+            variables += [
+                literal(.identityServiceAddress, identity.service.address.description),
+                literal(.identityServiceName, identity.service.tlsName.description),
+                literal(.identityTrustAnchors, identity.trustAnchorsPEM),
+                literal(.identityTokenFile, identity.tokenFile),
+                literal(.identityTrustDomain, identity.trustDomain.description),
+            ]
+        }
+        if let destination {
+            variables += [
+                literal(.destinationServiceAddress, destination.address.description),
+                literal(.destinationServiceName, destination.tlsName.description),
+            ]
+        }
+        return variables
     }
 
     // MARK: Parsing (proxy side)
@@ -105,41 +172,74 @@ public struct ProxyEnvironment: Hashable, Sendable {
     /// Parses the process environment. Unset variables keep their defaults; every invalid one is reported,
     /// not just the first, so one restart fixes them all.
     public init(parsing environment: [String: String]) throws(ProxyEnvironmentError) {
-        var problems: [ProxyEnvironmentError.Problem] = []
-        func read<T>(_ variable: ProxyVariable, _ parse: (String) throws(FormatError) -> T) -> T? {
-            guard let text = environment[variable.rawValue] else { return nil }
-            do {
-                return try parse(text)
-            } catch {
-                problems.append(.init(variable: variable.rawValue, value: text, expected: error.expected))
-                return nil
-            }
-        }
-        if let v = read(.inboundListenAddress, ListenAddress.init(parsing:)) { inboundListenAddress = v }
-        if let v = read(.outboundListenAddress, ListenAddress.init(parsing:)) { outboundListenAddress = v }
-        if let v = read(.adminListenAddress, ListenAddress.init(parsing:)) { adminListenAddress = v }
-        if let v = read(.inboundPorts, PortSet.init(parsing:)) { inboundPorts = v }
-        if let v = read(.inboundIPs, Self.parseIPList) { inboundIPs = v }
-        if let v = read(.opaquePorts, PortSet.init(parsing:)) { opaquePorts = v }
-        if let v = read(.detectTimeout, ProxyDuration.init(parsing:)) { detectTimeout = v }
-        if let v = read(.inboundConnectTimeout, ProxyDuration.init(parsing:)) { inboundConnectTimeout = v }
-        if let v = read(.outboundConnectTimeout, ProxyDuration.init(parsing:)) { outboundConnectTimeout = v }
-        if let v = read(.shutdownGracePeriod, ProxyDuration.init(parsing:)) { shutdownGracePeriod = v }
-        if let v = read(.shutdownEndpointEnabled, parseBool) { shutdownEndpointEnabled = v }
-        if let v = read(.logLevel, LogLevel.init(parsing:)) { logLevel = v }
-        if let v = read(.logFormat, LogFormat.init(parsing:)) { logFormat = v }
-        if let v = read(.workers, Self.parseWorkers) { workers = v }
+        var reader = EnvironmentReader(environment: environment)
+        if let v = reader.read(.inboundListenAddress, ListenAddress.init(parsing:)) { inboundListenAddress = v }
+        if let v = reader.read(.outboundListenAddress, ListenAddress.init(parsing:)) { outboundListenAddress = v }
+        if let v = reader.read(.adminListenAddress, ListenAddress.init(parsing:)) { adminListenAddress = v }
+        if let v = reader.read(.inboundPorts, PortSet.init(parsing:)) { inboundPorts = v }
+        if let v = reader.read(.inboundIPs, Self.parseIPList) { inboundIPs = v }
+        if let v = reader.read(.opaquePorts, PortSet.init(parsing:)) { opaquePorts = v }
+        if let v = reader.read(.detectTimeout, ProxyDuration.init(parsing:)) { detectTimeout = v }
+        if let v = reader.read(.inboundConnectTimeout, ProxyDuration.init(parsing:)) { inboundConnectTimeout = v }
+        if let v = reader.read(.outboundConnectTimeout, ProxyDuration.init(parsing:)) { outboundConnectTimeout = v }
+        if let v = reader.read(.shutdownGracePeriod, ProxyDuration.init(parsing:)) { shutdownGracePeriod = v }
+        if let v = reader.read(.shutdownEndpointEnabled, parseBool) { shutdownEndpointEnabled = v }
+        if let v = reader.read(.logLevel, LogLevel.init(parsing:)) { logLevel = v }
+        if let v = reader.read(.logFormat, LogFormat.init(parsing:)) { logFormat = v }
+        if let v = reader.read(.workers, Self.parseWorkers) { workers = v }
         podName = environment[ProxyVariable.podName.rawValue]
         podNamespace = environment[ProxyVariable.podNamespace.rawValue]
         podServiceAccount = environment[ProxyVariable.podServiceAccount.rawValue]
         nodeName = environment[ProxyVariable.nodeName.rawValue]
+        parseIdentity(&reader)
 
         let known = Set(ProxyVariable.allCases.map(\.rawValue))
-        unknownVariables = environment.keys.filter {
-            $0.hasPrefix("NEEDLE_PROXY_") && !known.contains($0) && !$0.hasPrefix(ProxyVariable.reservedIdentityPrefix)
-        }.sorted()
+        unknownVariables = environment.keys.filter { $0.hasPrefix("NEEDLE_PROXY_") && !known.contains($0) }.sorted()
 
-        if !problems.isEmpty { throw ProxyEnvironmentError(problems: problems) }
+        if !reader.problems.isEmpty { throw ProxyEnvironmentError(problems: reader.problems) }
+    }
+
+    /// Identity is on exactly when its service address is set; then everything it needs must be there too.
+    /// Discovery is reached over mutual TLS, so it needs identity.
+    private mutating func parseIdentity(_ reader: inout EnvironmentReader) {
+        let requiredBy = ProxyVariable.identityServiceAddress.rawValue
+        guard let address = reader.read(.identityServiceAddress, ServiceAddress.init(parsing:)) else {
+            if reader.isSet(.identityServiceAddress) { return }  // malformed: already reported
+            if reader.isSet(.destinationServiceAddress) {
+                reader.requireMissing(.identityServiceAddress, requiredBy: ProxyVariable.destinationServiceAddress.rawValue,
+                                      expected: ServiceAddress.acceptedFormat)
+            }
+            return
+        }
+        let name = reader.require(.identityServiceName, requiredBy: requiredBy, DNSName.init(parsing:))
+        let anchors = reader.require(.identityTrustAnchors, requiredBy: requiredBy, IdentitySettings.parseTrustAnchors)
+        let tokenFile = reader.require(.identityTokenFile, requiredBy: requiredBy, Self.parseAbsolutePath)
+        let trustDomain = reader.require(.identityTrustDomain, requiredBy: requiredBy, DNSName.init(parsing:))
+        let namespace = reader.require(.podNamespace, requiredBy: requiredBy, Self.parseLabel)
+        let serviceAccount = reader.require(.podServiceAccount, requiredBy: requiredBy, Self.parseServiceAccount)
+        guard let name, let anchors, let tokenFile, let trustDomain, namespace != nil, serviceAccount != nil else { return }
+        identity = IdentitySettings(service: ControlPlaneService(address: address, tlsName: name), trustAnchorsPEM: anchors,
+                                    tokenFile: tokenFile, trustDomain: trustDomain)
+        guard let destinationAddress = reader.read(.destinationServiceAddress, ServiceAddress.init(parsing:)) else { return }
+        if let destinationName = reader.require(.destinationServiceName, requiredBy: ProxyVariable.destinationServiceAddress.rawValue,
+                                                DNSName.init(parsing:)) {
+            destination = ControlPlaneService(address: destinationAddress, tlsName: destinationName)
+        }
+    }
+
+    static func parseAbsolutePath(_ text: String) throws(FormatError) -> String {
+        guard text.hasPrefix("/"), text.count > 1 else { throw FormatError(value: text, expected: "an absolute file path") }
+        return text
+    }
+
+    static func parseLabel(_ text: String) throws(FormatError) -> String {
+        guard DNSName.isLabel(text) else { throw FormatError(value: text, expected: DNSName.labelFormat) }
+        return text
+    }
+
+    static func parseServiceAccount(_ text: String) throws(FormatError) -> String {
+        guard DNSName.isValid(text) else { throw FormatError(value: text, expected: DNSName.acceptedFormat) }
+        return text
     }
 
     /// `NEEDLE_PROXY_*` variables this version does not know (a newer injector, or a typo). Reported, not fatal,
@@ -172,9 +272,29 @@ public struct ProxyEnvironment: Hashable, Sendable {
 public struct ProxyEnvironmentError: Error, Equatable, Sendable, CustomStringConvertible {
     public struct Problem: Equatable, Sendable, CustomStringConvertible {
         public let variable: String
-        public let value: String
+        /// nil: the variable is not set although another one needs it (`requiredBy`).
+        public let value: String?
         public let expected: String
-        public var description: String { "\(variable)=\"\(value)\" is invalid: expected \(expected)" }
+        public let requiredBy: String?
+
+        public init(variable: String, value: String, expected: String) {
+            self.variable = variable
+            self.value = value
+            self.expected = expected
+            requiredBy = nil
+        }
+
+        public init(missing variable: String, requiredBy: String, expected: String) {
+            self.variable = variable
+            value = nil
+            self.expected = expected
+            self.requiredBy = requiredBy
+        }
+
+        public var description: String {
+            guard let value else { return "\(variable) is not set but \(requiredBy ?? "another variable") needs it: expected \(expected)" }
+            return "\(variable)=\"\(value)\" is invalid: expected \(expected)"
+        }
     }
 
     public let problems: [Problem]
@@ -183,4 +303,47 @@ public struct ProxyEnvironmentError: Error, Equatable, Sendable, CustomStringCon
     public static let exitCode: Int32 = 64
 
     public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Reads variables and collects every problem, so one restart fixes them all.
+struct EnvironmentReader {
+    let environment: [String: String]
+    private(set) var problems: [ProxyEnvironmentError.Problem] = []
+
+    init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    func isSet(_ variable: ProxyVariable) -> Bool { environment[variable.rawValue] != nil }
+
+    /// The parsed value; nil when unset or invalid (an invalid value is recorded).
+    mutating func read<T>(_ variable: ProxyVariable, _ parse: (String) throws(FormatError) -> T) -> T? {
+        guard let text = environment[variable.rawValue] else { return nil }
+        do {
+            return try parse(text)
+        } catch {
+            problems.append(.init(variable: variable.rawValue, value: text, expected: error.expected))
+            return nil
+        }
+    }
+
+    /// Like `read`, but a missing value is a problem too.
+    mutating func require<T>(_ variable: ProxyVariable, requiredBy: String, _ parse: (String) throws(FormatError) -> T) -> T? {
+        guard isSet(variable) else {
+            let expected: String
+            do {
+                _ = try parse("")
+                expected = "a value"
+            } catch {
+                expected = error.expected
+            }
+            requireMissing(variable, requiredBy: requiredBy, expected: expected)
+            return nil
+        }
+        return read(variable, parse)
+    }
+
+    mutating func requireMissing(_ variable: ProxyVariable, requiredBy: String, expected: String) {
+        problems.append(.init(missing: variable.rawValue, requiredBy: requiredBy, expected: expected))
+    }
 }

@@ -8,7 +8,9 @@ import Logging
 import NIOCore
 import NIOPosix
 import NeedleContract
+import NeedleHTTPService
 import NeedleInjection
+import NeedleKubernetes
 import NeedleServerKit
 import NeedleWebhook
 #if canImport(Glibc)
@@ -158,7 +160,7 @@ struct InjectorCommand: AsyncParsableCommand {
         let reviewer = AdmissionReviewer(injector: Injector(configuration: configuration), namespaces: directory)
         let service = WebhookService(reviewer: reviewer, metrics: metrics, logger: logger)
 
-        var serverConfiguration = WebhookServer.Configuration()
+        var serverConfiguration = HTTPSServer.Configuration()
         serverConfiguration.listenHost = webhookAddress.ip.description
         serverConfiguration.listenPort = webhookAddress.port
         serverConfiguration.adminHost = adminAddress.ip.description
@@ -168,9 +170,9 @@ struct InjectorCommand: AsyncParsableCommand {
         serverConfiguration.bodyTimeout = .seconds(Int64(bodyTimeout))
         serverConfiguration.shutdownGracePeriod = .seconds(shutdownGracePeriod)
 
-        let server = WebhookServer(configuration: serverConfiguration, service: service, certificate: certificate,
-                                   metrics: metrics, logger: logger, group: group)
-        let bound: (webhook: SocketAddress, admin: SocketAddress)
+        let server = HTTPSServer(configuration: serverConfiguration, service: service, tlsContext: { certificate.context },
+                                 metrics: metrics, logger: logger, group: group)
+        let bound: (service: SocketAddress, admin: SocketAddress)
         do {
             bound = try await server.start()
         } catch {
@@ -178,7 +180,7 @@ struct InjectorCommand: AsyncParsableCommand {
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
-        logger.notice("serving", metadata: ["webhook": "\(bound.webhook)", "admin": "\(bound.admin)",
+        logger.notice("serving", metadata: ["webhook": "\(bound.service)", "admin": "\(bound.admin)",
                                              "version": "\(Mesh.version)"])
 
         let watcher = kubernetes.map { source in Task { await source.run() } }

@@ -133,9 +133,24 @@ struct ProxyEnvironmentTests {
         #expect(withoutPodFields == ProxyEnvironment())
     }
 
-    @Test("every ProxyVariable is rendered exactly once, and nothing else")
-    func renderedNames() {
-        let names = ProxyEnvironment().render().map(\.name)
+    static let anchorsPEM = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"
+
+    static func withIdentity() throws -> ProxyEnvironment {
+        var environment = ProxyEnvironment()
+        let trustDomain = try DNSName(parsing: "cluster.local")
+        environment.identity = IdentitySettings(
+            service: ControlPlaneService(address: try ServiceAddress(parsing: "needle-identity.needle.svc.cluster.local.:8080"),
+                                        tlsName: try DNSName(parsing: "needle-controller.needle.serviceaccount.identity.needle.cluster.local")),
+            trustAnchorsPEM: anchorsPEM, trustDomain: trustDomain)
+        environment.destination = ControlPlaneService(
+            address: try ServiceAddress(parsing: "needle-destination.needle.svc.cluster.local.:8086"),
+            tlsName: try DNSName(parsing: "needle-controller.needle.serviceaccount.identity.needle.cluster.local"))
+        return environment
+    }
+
+    @Test("every ProxyVariable is rendered exactly once (identity on), and nothing else")
+    func renderedNames() throws {
+        let names = try Self.withIdentity().render().map(\.name)
         for name in names {
             #expect(ProxyVariable(rawValue: name) != nil, "\(name) is not a ProxyVariable")
         }
@@ -191,7 +206,7 @@ struct ProxyEnvironmentTests {
         let lines = error.description.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.count == 4)
         for problem in error.problems {
-            #expect(lines.contains { $0.contains(problem.variable) && $0.contains("\"\(problem.value)\"") && $0.contains(problem.expected) })
+            #expect(lines.contains { $0.contains(problem.variable) && $0.contains("\"\(problem.value ?? "")\"") && $0.contains(problem.expected) })
         }
         #expect(ProxyEnvironmentError.exitCode == 64)
     }
@@ -233,7 +248,7 @@ struct ProxyEnvironmentTests {
         #expect(try ProxyEnvironment(parsing: ["NEEDLE_PROXY_INBOUND_IPS": ""]).inboundIPs.isEmpty)
     }
 
-    @Test("unknown NEEDLE_PROXY_* variables are listed, not fatal; identity and foreign variables are ignored")
+    @Test("unknown NEEDLE_PROXY_* variables are listed, not fatal; identity settings without its address and foreign variables are ignored")
     func unknownVariables() throws {
         let parsed = try ProxyEnvironment(parsing: [
             "NEEDLE_PROXY_FOO": "1",
@@ -245,8 +260,57 @@ struct ProxyEnvironmentTests {
             "HOME": "/",
             "NEEDLE_PROXY_LOG": "error",
         ])
-        #expect(parsed.unknownVariables == ["NEEDLE_PROXY_BAR", "NEEDLE_PROXY_FOO"])
+        #expect(parsed.unknownVariables == ["NEEDLE_PROXY_BAR", "NEEDLE_PROXY_FOO", "NEEDLE_PROXY_IDENTITY_X"])
         #expect(parsed.logLevel == .error)
+        #expect(parsed.identity == nil)
+    }
+
+    @Test("identity settings round-trip, and the workload's names follow from the pod's namespace and service account")
+    func identityRoundTrip() throws {
+        let original = try Self.withIdentity()
+        let rendered = original.render()
+        let parsed = try ProxyEnvironment(parsing: Self.processEnvironment(rendered))
+        #expect(parsed.identity == original.identity)
+        #expect(parsed.destination == original.destination)
+        #expect(parsed.unknownVariables.isEmpty)
+        let literals = Self.literals(rendered)
+        #expect(literals["NEEDLE_PROXY_IDENTITY_SVC_ADDR"] == "needle-identity.needle.svc.cluster.local.:8080")
+        #expect(literals["NEEDLE_PROXY_IDENTITY_TOKEN_FILE"] == "/var/run/secrets/tokens/needle-identity-token")
+        #expect(literals["NEEDLE_PROXY_IDENTITY_TRUST_ANCHORS"] == Self.anchorsPEM)
+        #expect(parsed.workloadIdentity?.tlsName == "web.shop.serviceaccount.identity.needle.cluster.local")
+        #expect(parsed.workloadIdentity?.spiffeID == "spiffe://cluster.local/ns/shop/sa/web")
+        // Identity off renders none of it.
+        #expect(!ProxyEnvironment().render().contains { $0.name.hasPrefix("NEEDLE_PROXY_IDENTITY_") || $0.name.hasPrefix("NEEDLE_PROXY_DESTINATION_") })
+    }
+
+    @Test("with identity on, every missing or malformed setting is named, each once")
+    func identityProblems() throws {
+        do {
+            _ = try ProxyEnvironment(parsing: [
+                "NEEDLE_PROXY_IDENTITY_SVC_ADDR": "needle-identity.needle.svc.cluster.local:8080",
+                "NEEDLE_PROXY_IDENTITY_TRUST_ANCHORS": "not pem",
+                "NEEDLE_PROXY_IDENTITY_TRUST_DOMAIN": "Cluster.Local",
+                "NEEDLE_POD_NAMESPACE": "shop",
+            ])
+            Issue.record("expected problems")
+        } catch {
+            let byVariable = Dictionary(grouping: error.problems, by: \.variable)
+            #expect(Set(byVariable.keys) == ["NEEDLE_PROXY_IDENTITY_SVC_NAME", "NEEDLE_PROXY_IDENTITY_TRUST_ANCHORS",
+                                             "NEEDLE_PROXY_IDENTITY_TOKEN_FILE", "NEEDLE_PROXY_IDENTITY_TRUST_DOMAIN",
+                                             "NEEDLE_POD_SERVICE_ACCOUNT"])
+            #expect(byVariable.values.allSatisfy { $0.count == 1 })
+            let missing = try #require(byVariable["NEEDLE_PROXY_IDENTITY_TOKEN_FILE"]?.first)
+            #expect(missing.value == nil)
+            #expect(missing.description == "NEEDLE_PROXY_IDENTITY_TOKEN_FILE is not set but NEEDLE_PROXY_IDENTITY_SVC_ADDR needs it: expected an absolute file path")
+            #expect(byVariable["NEEDLE_PROXY_IDENTITY_TRUST_ANCHORS"]?.first?.value == "not pem")
+        }
+    }
+
+    @Test("discovery without identity is refused: it is reached over mutual TLS")
+    func destinationNeedsIdentity() {
+        #expect(throws: ProxyEnvironmentError.self) {
+            try ProxyEnvironment(parsing: ["NEEDLE_PROXY_DESTINATION_SVC_ADDR": "10.96.0.20:8086"])
+        }
     }
 
     @Test("a known-variable set has no unknowns")

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import NeedleInjection
+import NeedleKubernetes
 @testable import NeedleWebhook
 import Testing
 

@@ -27,7 +27,7 @@ extension StringProtocol {
 
 extension Substring {
     /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
-    func trimmingSpacesAndTabs() -> Substring {
+    public func trimmingSpacesAndTabs() -> Substring {
         var slice = self
         while slice.first == " " || slice.first == "\t" { slice.removeFirst() }
         while slice.last == " " || slice.last == "\t" { slice.removeLast() }

@@ -1,4 +1,5 @@
 import NeedleInjection
+import NeedleHTTPService
 import Prometheus
 
 /// The injector's Prometheus metrics, served on the admin port.
@@ -71,3 +72,5 @@ public final class WebhookMetrics: Sendable {
         return buffer
     }
 }
+
+extension WebhookMetrics: ServerMetrics {}

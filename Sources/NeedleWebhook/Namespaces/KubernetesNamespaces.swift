@@ -10,43 +10,13 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import NeedleInjection
-
-/// How to reach the Kubernetes API: in a pod, from the service-account mount and the service env vars.
-public struct KubernetesAPIAccess: Sendable {
-    public var server: String
-    public var caFile: String?
-    public var tokenFile: String?
-
-    public init(server: String, caFile: String?, tokenFile: String?) {
-        self.server = server
-        self.caFile = caFile
-        self.tokenFile = tokenFile
-    }
-
-    public static let serviceAccountDirectory = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-    /// nil when not running in a pod.
-    public static func inCluster(environment: [String: String]) -> KubernetesAPIAccess? {
-        guard let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty,
-              let port = environment["KUBERNETES_SERVICE_PORT"], !port.isEmpty,
-              FileManager.default.fileExists(atPath: serviceAccountDirectory + "/token")
-        else { return nil }
-        let hostPart = host.contains(":") ? "[\(host)]" : host
-        return KubernetesAPIAccess(server: "https://\(hostPart):\(port)", caFile: serviceAccountDirectory + "/ca.crt",
-                                   tokenFile: serviceAccountDirectory + "/token")
-    }
-}
-
-public struct KubernetesAPIError: Error, CustomStringConvertible {
-    public let description: String
-}
+import NeedleKubernetes
 
 /// Namespaces from the Kubernetes API: a list+watch keeps a cache; a namespace the cache lacks is fetched
 /// directly. A watch that ends is resumed from its resource version; 410 Gone (or anything unusable)
 /// relists. Errors back off from 1 s to 30 s.
 public final class KubernetesNamespaces: NamespaceDirectory, Sendable {
-    private let access: KubernetesAPIAccess
-    private let client: HTTPClient
+    private let client: KubernetesClient
     private let logger: Logger
     private let state = NIOLockedValueBox(NamespaceWatchState())
 
@@ -55,16 +25,9 @@ public final class KubernetesNamespaces: NamespaceDirectory, Sendable {
     static let maximumObjectBytes = 4 * 1024 * 1024
 
     public init(access: KubernetesAPIAccess, group: any EventLoopGroup, logger: Logger) throws {
-        self.access = access
         self.logger = logger
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        if let caFile = access.caFile {
-            tls.trustRoots = .file(caFile)
-        }
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(5), read: .seconds(Int64(Self.watchTimeoutSeconds + 30)))
-        client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
+        client = KubernetesClient(access: access, group: group, userAgent: "needle-injector",
+                                  readTimeout: .seconds(Int64(Self.watchTimeoutSeconds + 30)))
     }
 
     public var isSynced: Bool { state.withLockedValue { $0.synced } }
@@ -109,7 +72,7 @@ public final class KubernetesNamespaces: NamespaceDirectory, Sendable {
     }
 
     public func shutdown() async {
-        try? await client.shutdown()
+        await client.shutdown()
     }
 
     private func list() async throws {
@@ -130,7 +93,7 @@ public final class KubernetesNamespaces: NamespaceDirectory, Sendable {
         guard let version = state.withLockedValue({ $0.resourceVersion }) else { return .relist("no resource version") }
         let path = "/api/v1/namespaces?watch=1&allowWatchBookmarks=true&timeoutSeconds=\(Self.watchTimeoutSeconds)"
             + "&resourceVersion=\(Self.percentEncoded(version))"
-        let response = try await client.execute(try request(path), timeout: .seconds(Int64(Self.watchTimeoutSeconds + 30)))
+        let response = try await client.execute(try client.request(path), timeout: .seconds(Int64(Self.watchTimeoutSeconds + 30)))
         if response.status == .gone { return .relist("410 Gone") }
         guard response.status == .ok else {
             throw KubernetesAPIError(description: "watch answered HTTP \(response.status.code)")
@@ -145,24 +108,9 @@ public final class KubernetesNamespaces: NamespaceDirectory, Sendable {
         return .keepWatching
     }
 
-    private func request(_ path: String) throws -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: access.server + path)
-        request.headers.add(name: "Accept", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "needle-injector")
-        // Re-read every time: projected service-account tokens are rotated by the kubelet.
-        if let tokenFile = access.tokenFile {
-            guard let data = FileManager.default.contents(atPath: tokenFile) else {
-                throw KubernetesAPIError(description: "cannot read the service-account token \(tokenFile)")
-            }
-            let token = String(String(decoding: data, as: UTF8.self).filter { !$0.isWhitespace })
-            request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        }
-        return request
-    }
-
     private func get(_ path: String, timeout: TimeAmount) async throws -> Data {
         logger.debug("kubernetes api request", metadata: ["path": "\(path)"])
-        let response = try await client.execute(try request(path), timeout: timeout)
+        let response = try await client.execute(try client.request(path), timeout: timeout)
         logger.debug("kubernetes api response", metadata: ["path": "\(path)", "status": "\(response.status.code)"])
         guard response.status == .ok else {
             throw KubernetesAPIError(description: "GET \(path) answered HTTP \(response.status.code)")

@@ -4,19 +4,37 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import NeedleHTTPService
 import NeedleInjection
 
-/// Answers one complete request body: runs the review, logs one line, counts it. No NIO here.
-public struct WebhookService: Sendable {
+/// Answers `POST /inject` (DESIGN §4): runs the review, logs one line, counts it. No NIO here.
+public struct WebhookService: RequestService {
     public let reviewer: AdmissionReviewer
     public let metrics: WebhookMetrics
     public let logger: Logger
+    public let route: RequestRoute
 
-    public init(reviewer: AdmissionReviewer, metrics: WebhookMetrics, logger: Logger) {
+    /// DESIGN §4: 4 MiB; the API server caps request bodies at 3 MiB.
+    public static let defaultBodyLimit = 4 * 1024 * 1024
+
+    public init(reviewer: AdmissionReviewer, metrics: WebhookMetrics, logger: Logger, bodyLimit: Int = defaultBodyLimit) {
         self.reviewer = reviewer
         self.metrics = metrics
         self.logger = logger
+        route = RequestRoute(method: "POST", path: "/inject", mediaTypes: ["application/json"], bodyLimit: bodyLimit)
     }
+
+    public var bodyLimit: Int { route.bodyLimit }
+
+    public func check(_ head: RequestHead) -> HTTPReply? {
+        route.problem(with: head).map { HTTPReply.error($0.status, $0.message) }
+    }
+
+    public func respond(to head: RequestHead, body: [UInt8]) async -> HTTPReply {
+        await review(Data(body))
+    }
+
+    public func refusal(status: Int, message: String) -> HTTPReply { .error(status, message) }
 
     public func review(_ body: Data) async -> HTTPReply {
         let clock = ContinuousClock()

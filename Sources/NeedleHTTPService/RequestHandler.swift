@@ -1,14 +1,9 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Serves `POST /inject` on one connection. Thin: the `ConnectionStateMachine` decides, this performs.
-final class WebhookHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Serves one connection of a `RequestService`. Thin: the `ConnectionStateMachine` decides, this performs.
+final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -19,15 +14,16 @@ final class WebhookHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private var state: ConnectionStateMachine
     private let timeouts: Timeouts
-    private let service: WebhookService
+    private let service: any RequestService
+    private var head: RequestHead?
     private var body: ByteBuffer?
     private var timer: Scheduled<Void>?
     private var requestVersion = HTTPVersion.http1_1
 
-    init(service: WebhookService, bodyLimit: Int, timeouts: Timeouts) {
+    init(service: any RequestService, timeouts: Timeouts) {
         self.service = service
         self.timeouts = timeouts
-        self.state = ConnectionStateMachine(bodyLimit: bodyLimit)
+        self.state = ConnectionStateMachine(bodyLimit: service.bodyLimit)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -47,14 +43,15 @@ final class WebhookHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head):
-            requestVersion = head.version
+        case .head(let received):
+            requestVersion = received.version
             body = nil
-            let contentLength = head.headers.first(name: "content-length").flatMap { Int($0) }
-            let actions = state.receivedHead(method: head.method.rawValue, uri: head.uri,
-                                             contentType: head.headers.first(name: "content-type"),
-                                             contentLength: contentLength, keepAlive: head.isKeepAlive)
-            for action in actions { perform(action, context: context) }
+            let head = RequestHead(method: received.method.rawValue, uri: received.uri,
+                                   fields: received.headers.map { (name: $0.name, value: $0.value) }, keepAlive: received.isKeepAlive)
+            self.head = head
+            for action in state.receivedHead(rejection: service.check(head), keepAlive: head.keepAlive) {
+                perform(action, context: context)
+            }
         case .body(var bytes):
             let action = state.receivedBody(bytes: bytes.readableBytes)
             if action == .bufferBody {
@@ -102,19 +99,19 @@ final class WebhookHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             timer?.cancel()
             timer = nil
         case .replyAndClose(let reply):
-            service.recordRejection(reply)
-            write(reply, keepAlive: false, context: context).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            replyAndClose(reply, context: context)
+        case .refuseAndClose(let status, let message):
+            replyAndClose(service.refusal(status: status, message: message), context: context)
         case .close:
             context.close(promise: nil)
-        case .review(let keepAlive):
-            let requestBody = body.map { Data($0.readableBytesView) } ?? Data()
+        case .respond(let keepAlive):
+            let requestBody = body.map { Array($0.readableBytesView) } ?? []
             body = nil
+            guard let head else { return }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let service = self.service
             context.eventLoop.makeFutureWithTask {
-                await service.review(requestBody)
+                await service.respond(to: head, body: requestBody)
             }.whenSuccess { reply in
                 let (handler, context) = loopBound.value
                 guard context.channel.isActive else { return }
@@ -122,6 +119,13 @@ final class WebhookHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     handler.perform(handler.state.replySent(), context: context)
                 }
             }
+        }
+    }
+
+    private func replyAndClose(_ reply: HTTPReply, context: ChannelHandlerContext) {
+        service.recordRejection(reply)
+        write(reply, keepAlive: false, context: context).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
         }
     }
 
@@ -138,4 +142,4 @@ final class WebhookHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 }
 
 @available(*, unavailable)
-extension WebhookHTTPHandler: Sendable {}
+extension RequestHandler: Sendable {}

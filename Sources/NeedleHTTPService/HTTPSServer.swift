@@ -6,20 +6,26 @@ import NIOPosix
 import NIOSSL
 import NeedleServerKit
 
-/// The HTTPS listener for `/inject` and the plain-HTTP admin listener, with a cap on connections and a
-/// graceful shutdown (NIO's quiesce, through `ConnectionDrain`) that lets reviews in flight finish.
-public final class WebhookServer: Sendable {
+/// What the server reports about its connections, and the text of its `/metrics`.
+public protocol ServerMetrics: Sendable {
+    func connectionOpened()
+    func connectionClosed()
+    func render() -> [UInt8]
+}
+
+/// The HTTPS listener of a `RequestService` (the injector's webhook, the controller's identity API) and the
+/// plain-HTTP admin listener, with a cap on connections and a graceful shutdown (NIO's quiesce, through
+/// `ConnectionDrain`) that lets requests in flight finish.
+public final class HTTPSServer: Sendable {
     public struct Configuration: Sendable {
         public var listenHost = "0.0.0.0"
         public var listenPort = 8443
         public var adminHost = "0.0.0.0"
         public var adminPort = 9995
-        /// DESIGN §4: 4 MiB; the API server caps request bodies at 3 MiB.
-        public var bodyLimit = 4 * 1024 * 1024
         public var headerTimeout = TimeAmount.seconds(10)
         public var bodyTimeout = TimeAmount.seconds(10)
         public var maxConnections = 512
-        /// How long in-flight reviews may take to finish after SIGTERM.
+        /// How long requests in flight may take to finish after SIGTERM.
         public var shutdownGracePeriod = Duration.seconds(20)
 
         public init() {}
@@ -32,45 +38,52 @@ public final class WebhookServer: Sendable {
     }
 
     public let configuration: Configuration
-    private let service: WebhookService
-    private let certificate: ServingCertificate
-    private let metrics: WebhookMetrics
+    private let service: any RequestService
+    /// The TLS context for each new connection: a certificate swapped on disk or renewed in memory takes
+    /// effect without a restart.
+    private let tlsContext: @Sendable () -> NIOSSLContext
+    private let metrics: any ServerMetrics
+    /// Extra readiness beyond "listening and not draining" (the controller: an issuer is loaded).
+    private let ready: @Sendable () -> Bool
     private let logger: Logger
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
     private let limit: ConnectionLimit
     private let connections: ConnectionDrain
 
-    public init(configuration: Configuration, service: WebhookService, certificate: ServingCertificate,
-                metrics: WebhookMetrics, logger: Logger, group: any EventLoopGroup) {
+    public init(configuration: Configuration, service: any RequestService, tlsContext: @escaping @Sendable () -> NIOSSLContext,
+                metrics: any ServerMetrics, ready: @escaping @Sendable () -> Bool = { true }, logger: Logger,
+                group: any EventLoopGroup) {
         self.configuration = configuration
         self.service = service
-        self.certificate = certificate
+        self.tlsContext = tlsContext
         self.metrics = metrics
+        self.ready = ready
         self.logger = logger
         self.group = group
         self.limit = ConnectionLimit(maximum: configuration.maxConnections)
         self.connections = ConnectionDrain(group: group)
     }
 
-    public var isReady: Bool { state.withLockedValue { $0.ready && !$0.draining } }
+    public var isReady: Bool { state.withLockedValue { $0.ready && !$0.draining } && ready() }
+    private var isServing: Bool { state.withLockedValue { $0.ready && !$0.draining } }
     public var openConnections: Int { limit.openConnections }
 
-    /// Binds both listeners; returns the bound webhook and admin addresses.
-    public func start() async throws -> (webhook: SocketAddress, admin: SocketAddress) {
+    /// Binds both listeners; returns the bound service and admin addresses.
+    public func start() async throws -> (service: SocketAddress, admin: SocketAddress) {
         let admin = try await bindAdmin()
-        let webhook = try await bindWebhook()
+        let webhook = try await bindService()
         state.withLockedValue {
             $0.adminChannel = admin
             $0.ready = true
         }
         guard let webhookAddress = webhook.localAddress, let adminAddress = admin.localAddress else {
-            throw ServerError(description: "listeners bound without a local address")
+            throw HTTPSServerError(description: "listeners bound without a local address")
         }
         return (webhookAddress, adminAddress)
     }
 
-    private func bindWebhook() async throws -> any Channel {
+    private func bindService() async throws -> any Channel {
         let configuration = self.configuration
         let connections = self.connections
         return try await ServerBootstrap(group: group)
@@ -90,12 +103,12 @@ public final class WebhookServer: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLServerHandler(context: self.certificate.context))
+                    try sync.addHandler(NIOSSLServerHandler(context: self.tlsContext()))
                     // The pipeline handler also answers NIO's quiesce: an idle connection closes at once, one
-                    // with a review in flight closes once its response is out.
+                    // with a request in flight closes once its response is out.
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try sync.addHandler(WebhookHTTPHandler(
-                        service: self.service, bodyLimit: configuration.bodyLimit,
+                    try sync.addHandler(RequestHandler(
+                        service: self.service,
                         timeouts: .init(header: configuration.headerTimeout, body: configuration.bodyTimeout)))
                 }
             }
@@ -118,14 +131,14 @@ public final class WebhookServer: Sendable {
 
     /// Counts the connection in, unless the server is not serving or the cap is reached.
     private func admit(_ channel: any Channel) -> Bool {
-        guard isReady else { return false }
+        guard isServing else { return false }
         let metrics = self.metrics
         guard limit.admit(channel, onClose: { metrics.connectionClosed() }) else { return false }
         metrics.connectionOpened()
         return true
     }
 
-    /// Stop accepting, let reviews in flight finish (up to the grace period); whatever is still open after
+    /// Stop accepting, let requests in flight finish (up to the grace period); whatever is still open after
     /// it closes with the event loop group.
     public func shutdown() async {
         state.withLockedValue { $0.draining = true }
@@ -138,6 +151,6 @@ public final class WebhookServer: Sendable {
     }
 }
 
-public struct ServerError: Error, CustomStringConvertible {
+public struct HTTPSServerError: Error, CustomStringConvertible {
     public let description: String
 }

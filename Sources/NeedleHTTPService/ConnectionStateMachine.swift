@@ -1,5 +1,6 @@
-/// The life of one webhook connection: HTTP/1.1 requests one at a time (the API server reuses connections),
-/// with a deadline for each phase so a slow or silent client cannot hold a connection forever.
+/// The life of one connection of a request/response service: HTTP/1.1 requests one at a time (clients such as
+/// the API server reuse connections), with a deadline for each phase so a slow or silent client cannot hold
+/// a connection forever.
 /// Pure: the NIO handler feeds it events and performs the actions it returns.
 struct ConnectionStateMachine {
     enum Phase: Equatable {
@@ -9,8 +10,8 @@ struct ConnectionStateMachine {
         case readingBody(received: Int, keepAlive: Bool)
         /// A head was rejected; the rest of the request is ignored and the connection closes after the reply.
         case rejected
-        /// The review runs; no deadline (the review itself is bounded).
-        case reviewing(keepAlive: Bool)
+        /// The service answers; no deadline (the service bounds its own work).
+        case responding(keepAlive: Bool)
         case closed
     }
 
@@ -24,9 +25,11 @@ struct ConnectionStateMachine {
         case cancelTimer
         /// Append the bytes to the body buffer.
         case bufferBody
-        case review(keepAlive: Bool)
+        case respond(keepAlive: Bool)
         /// Send this reply, then close.
         case replyAndClose(HTTPReply)
+        /// Refuse the request (413, 408) in the service's words, then close.
+        case refuseAndClose(status: Int, message: String)
         case close
     }
 
@@ -41,10 +44,10 @@ struct ConnectionStateMachine {
     /// The connection opened: the first head must arrive before the header deadline.
     func connectionOpened() -> Action { .startTimer(.header) }
 
-    mutating func receivedHead(method: String, uri: String, contentType: String?, contentLength: Int?, keepAlive: Bool) -> [Action] {
+    /// A head arrived; `rejection` is the service's verdict on it (nil: read the body).
+    mutating func receivedHead(rejection: HTTPReply?, keepAlive: Bool) -> [Action] {
         guard phase == .awaitingHead else { return [] }
-        if let rejection = RequestHeadCheck.check(method: method, uri: uri, contentType: contentType,
-                                                  contentLength: contentLength, bodyLimit: bodyLimit) {
+        if let rejection {
             phase = .rejected
             return [.cancelTimer, .replyAndClose(rejection)]
         }
@@ -57,7 +60,7 @@ struct ConnectionStateMachine {
         let total = received + bytes
         if total > bodyLimit {
             phase = .rejected
-            return .replyAndClose(.error(413, "body is over the limit of \(bodyLimit) bytes"))
+            return .refuseAndClose(status: 413, message: "body is over the limit of \(bodyLimit) bytes")
         }
         phase = .readingBody(received: total, keepAlive: keepAlive)
         return .bufferBody
@@ -65,13 +68,13 @@ struct ConnectionStateMachine {
 
     mutating func receivedEnd() -> [Action] {
         guard case .readingBody(_, let keepAlive) = phase else { return [] }
-        phase = .reviewing(keepAlive: keepAlive)
-        return [.cancelTimer, .review(keepAlive: keepAlive)]
+        phase = .responding(keepAlive: keepAlive)
+        return [.cancelTimer, .respond(keepAlive: keepAlive)]
     }
 
     /// The reply was written. Keep-alive connections wait for the next head under a fresh deadline.
     mutating func replySent() -> Action {
-        guard case .reviewing(let keepAlive) = phase else { return .none }
+        guard case .responding(let keepAlive) = phase else { return .none }
         if keepAlive && !shuttingDown {
             phase = .awaitingHead
             return .startTimer(.header)
@@ -88,7 +91,7 @@ struct ConnectionStateMachine {
             return .close
         case (.readingBody, .body):
             phase = .rejected
-            return .replyAndClose(.error(408, "request body not received in time"))
+            return .refuseAndClose(status: 408, message: "request body not received in time")
         default:
             return .none
         }
@@ -104,8 +107,8 @@ struct ConnectionStateMachine {
         case .readingBody(let received, _):
             phase = .readingBody(received: received, keepAlive: false)
             return .none
-        case .reviewing:
-            phase = .reviewing(keepAlive: false)
+        case .responding:
+            phase = .responding(keepAlive: false)
             return .none
         case .rejected, .closed:
             return .none
