@@ -4,6 +4,8 @@ import FoundationEssentials
 import Foundation
 #endif
 import NeedleInjection
+import SwiftASN1
+import X509
 import Yams
 
 extension InjectorConfiguration {
@@ -39,6 +41,38 @@ extension InjectorConfiguration {
             }
         }
         try configuration.apply(settings)
+        if let anchors = configuration.trustAnchorsFile {
+            let resolved = anchors.hasPrefix("/") ? anchors : directory(of: path) + anchors
+            configuration.trustAnchorsPEM = try readTrustAnchors(resolved)
+        }
         return configuration
+    }
+
+    /// The bundle, checked to hold at least one parseable certificate and nothing that is not one: a proxy
+    /// given a broken bundle could never trust anybody.
+    static func readTrustAnchors(_ path: String) throws -> String {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(problems: ["trustAnchorsFile: cannot read \(path): \(error)"])
+        }
+        do {
+            let documents = try PEMDocument.parseMultiple(pemString: text)
+            guard !documents.isEmpty, documents.allSatisfy({ $0.discriminator == "CERTIFICATE" }) else {
+                throw ConfigurationError(problems: ["trustAnchorsFile: \(path) must hold only PEM certificates, at least one"])
+            }
+            for document in documents { _ = try Certificate(pemDocument: document) }
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(problems: ["trustAnchorsFile: \(path) is not a PEM bundle of certificates: \(error)"])
+        }
+        return text
+    }
+
+    private static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        return String(path[...slash])
     }
 }

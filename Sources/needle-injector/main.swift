@@ -118,6 +118,12 @@ struct InjectorCommand: AsyncParsableCommand {
         var keyPath = tlsKey ?? ""
         do {
             configuration = try InjectorConfiguration.load(path: config)
+            if let identity = configuration.identity {
+                logger.notice("identity on: proxies get a certificate from the identity service",
+                              metadata: ["identity": "\(identity.service.address)", "trust_domain": "\(identity.trustDomain)"])
+            } else {
+                logger.notice("identity off: no trustAnchorsFile in the configuration, proxies run plaintext")
+            }
             if dev && tlsCert == nil {
                 let files = try DevelopmentCertificates.write(to: devDirectory)
                 certificatePath = files.certificate

@@ -25,6 +25,8 @@ struct FixtureReviewTests {
         var decision: String
         var reason: String
         var warnings: Int
+        /// An injector configuration file, relative to the fixtures; the embedded defaults without one.
+        var config: String?
     }
 
     struct ReviewResponse: Decodable {
@@ -78,8 +80,11 @@ struct FixtureReviewTests {
     func review(name: String) async throws {
         let body = try Data(contentsOf: Self.reviews.appending(path: "\(name).json"))
         let request = try JSONDecoder().decode(RequestEnvelope.self, from: body)
+        let expectation = try #require(try Self.loadExpectations()[name], "no expectation for \(name)")
+        let configuration = try InjectorConfiguration.load(path: expectation.config.map { Self.fixtures.appending(path: $0).path })
         let reviewer = AdmissionReviewer(
-            injector: Injector(), namespaces: try NamespaceFile(path: Self.fixtures.appending(path: "namespaces.yaml").path))
+            injector: Injector(configuration: configuration),
+            namespaces: try NamespaceFile(path: Self.fixtures.appending(path: "namespaces.yaml").path))
         let (responseBody, _) = try await reviewer.review(body)
         let response = try JSONDecoder().decode(ReviewResponse.self, from: responseBody)
 
@@ -90,7 +95,6 @@ struct FixtureReviewTests {
         #expect(response.response.allowed)
         #expect((response.response.patch == nil) == (response.response.patchType == nil))
 
-        let expectation = try #require(try Self.loadExpectations()[name], "no expectation for \(name)")
         let audit = response.response.auditAnnotations ?? [:]
         #expect(audit["decision"] == expectation.decision)
         #expect(audit["reason"] == expectation.reason)

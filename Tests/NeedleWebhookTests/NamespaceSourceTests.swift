@@ -127,6 +127,31 @@ struct NamespaceFileTests {
             #expect(error.problems.count == 2)
         }
     }
+
+    @Test("trust anchors turn identity on: the bundle is read relative to the configuration and checked")
+    func trustAnchors() throws {
+        let anchors = FixtureReviewTests.fixtures.appending(path: "configs/trust-anchors.pem").path
+        let absolute = try temporaryFile("trustAnchorsFile: \(anchors)\ncontrolPlaneNamespace: mesh\nclusterDomain: example.org\n")
+        let notPEM = try temporaryFile("hello\n")
+        let pointsAtGarbage = try temporaryFile("trustAnchorsFile: \(notPEM)\n")
+        let missing = try temporaryFile("trustAnchorsFile: /nonexistent/anchors.pem\n")
+        defer { for path in [absolute, notPEM, pointsAtGarbage, missing] { try? FileManager.default.removeItem(atPath: path) } }
+
+        let identity = try #require(try InjectorConfiguration.load(path: absolute).identity)
+        #expect(identity.service.address.description == "needle-identity.mesh.svc.example.org.:8080")
+        #expect(identity.service.tlsName.description == "needle-controller.mesh.serviceaccount.identity.needle.example.org")
+        #expect(identity.trustDomain.description == "example.org")
+        #expect(identity.trustAnchorsPEM == (try String(contentsOfFile: anchors, encoding: .utf8)))
+        let relative = try InjectorConfiguration.load(path: FixtureReviewTests.fixtures.appending(path: "configs/identity.yaml").path)
+        #expect(relative.identity?.trustAnchorsPEM == identity.trustAnchorsPEM)
+        #expect(try InjectorConfiguration.load(path: nil).identity == nil)
+        for path in [pointsAtGarbage, missing] {
+            #expect(throws: ConfigurationError.self) { try InjectorConfiguration.load(path: path) }
+        }
+        var configuration = InjectorConfiguration()
+        #expect(throws: ConfigurationError.self) { try configuration.apply(["clusterDomain": "Cluster.Local"]) }
+        #expect(throws: ConfigurationError.self) { try configuration.apply(["controlPlaneNamespace": "a.b"]) }
+    }
 }
 
 @Suite("Admission reviewer errors")

@@ -161,6 +161,9 @@ class Conformance:
 
     def run_review(self, review_path: Path) -> dict[str, Any]:
         cmd = [self.needle, "review", str(review_path), "--namespaces", str(self.namespaces)]
+        config = self.expectations.get(review_path.stem, {}).get("config")
+        if config:
+            cmd += ["--config", str(self.fixtures / config)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
                                   stdin=subprocess.DEVNULL)

@@ -22,9 +22,26 @@ public struct InjectorConfiguration: Equatable, Sendable {
     public var shutdownGracePeriod = ProxyDuration.seconds(30)
     public var proxyAdminShutdown = false
     public var controlPlaneNamespace = Mesh.controlPlaneNamespace
-    public var clusterDomain = "cluster.local"
+    public var clusterDomain = Mesh.defaultClusterDomain
+    /// Where the trust anchors are (DESIGN §7); nil or empty: identity off, proxies run plaintext.
+    public var trustAnchorsFile: String? = nil
+    /// The bundle read from `trustAnchorsFile` by whoever loads the configuration (this module does no I/O).
+    public var trustAnchorsPEM: String? = nil
 
     public init() {}
+
+    /// What injected proxies get to obtain an identity, or nil when no trust anchors are configured. The
+    /// trust domain is the cluster domain; the controller is reached by its Service in the control-plane
+    /// namespace (an absolute name, so no search domain is tried first) and known by its TLS name.
+    public var identity: IdentitySettings? {
+        guard let trustAnchorsPEM, let trustDomain = try? DNSName(parsing: clusterDomain),
+              let controller = try? WorkloadIdentity.controller(trustDomain: trustDomain, namespace: controlPlaneNamespace),
+              let tlsName = try? DNSName(parsing: controller.tlsName)
+        else { return nil }
+        let host = "\(Mesh.identityServiceName).\(controlPlaneNamespace).svc.\(clusterDomain)."
+        return IdentitySettings(service: ControlPlaneService(address: ServiceAddress(host: .name(host), port: Mesh.identityPort), tlsName: tlsName),
+                                trustAnchorsPEM: trustAnchorsPEM, trustDomain: trustDomain)
+    }
 
     /// The keys a configuration file may set, with the accepted values.
     public static let keys: [(key: String, format: String)] = [
@@ -41,6 +58,7 @@ public struct InjectorConfiguration: Equatable, Sendable {
         ("outboundConnectTimeout", ProxyDuration.acceptedFormat), ("shutdownGracePeriod", ProxyDuration.acceptedFormat),
         ("proxyAdminShutdown", "true or false"),
         ("controlPlaneNamespace", "a namespace name"), ("clusterDomain", "a DNS domain like cluster.local"),
+        ("trustAnchorsFile", "the path of a PEM bundle of trust anchors (relative to the configuration file), or empty for identity off"),
     ]
 
     /// Applies `key: value` settings over the current values. Every bad or unknown key is reported at once.
@@ -88,8 +106,13 @@ public struct InjectorConfiguration: Equatable, Sendable {
         case "outboundConnectTimeout": outboundConnectTimeout = try ProxyDuration(parsing: value)
         case "shutdownGracePeriod": shutdownGracePeriod = try ProxyDuration(parsing: value)
         case "proxyAdminShutdown": proxyAdminShutdown = try parseBool(value)
-        case "controlPlaneNamespace": controlPlaneNamespace = try nonEmpty(value, "a namespace name")
-        case "clusterDomain": clusterDomain = try nonEmpty(value, "a DNS domain like cluster.local")
+        case "controlPlaneNamespace":
+            guard DNSName.isLabel(value) else { throw FormatError(value: value, expected: "a namespace name: " + DNSName.labelFormat) }
+            controlPlaneNamespace = value
+        case "clusterDomain": clusterDomain = try DNSName(parsing: value).description
+        case "trustAnchorsFile":
+            trustAnchorsFile = value.isEmpty ? nil : try nonEmpty(value, "a file path without spaces")
+            trustAnchorsPEM = nil
         default:
             throw FormatError(value: key, expected: "one of " + Self.keys.map(\.key).joined(separator: ", "),
                               detail: "unknown key")

@@ -7,8 +7,12 @@ public enum PatchPlanner {
 
     public static func plan(pod: PodView, namespace: String, settings: ProxySettings,
                             configuration: InjectorConfiguration, inheritedAnnotations: [String: String]) -> [PatchOperation] {
-        let spec = SidecarSpec(settings: settings, configuration: configuration, pod: pod,
-                               xtablesLockVolume: uniqueName(xtablesLockVolumeBase, taken: Set(pod.volumeNames)))
+        let takenVolumes = Set(pod.volumeNames)
+        let xtablesLockVolume = uniqueName(xtablesLockVolumeBase, taken: takenVolumes)
+        let spec = SidecarSpec(
+            settings: settings, configuration: configuration, pod: pod, xtablesLockVolume: xtablesLockVolume,
+            identityTokenVolume: configuration.identity == nil ? nil
+                : uniqueName(Mesh.identityTokenVolume, taken: takenVolumes.union([xtablesLockVolume])))
         var operations: [PatchOperation] = []
 
         var annotations = inheritedAnnotations
@@ -31,6 +35,7 @@ public enum PatchPlanner {
         }
 
         operations.append(append(spec.volume, to: "/spec/volumes", exists: pod.hasVolumes))
+        if let tokenVolume = spec.tokenVolume { operations.append(.add(JSONPointer("/spec/volumes").appendingEnd, tokenVolume)) }
 
         if settings.nativeSidecar {
             // First in line, so the pod's own init containers already run behind a ready proxy.

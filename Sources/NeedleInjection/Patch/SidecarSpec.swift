@@ -6,6 +6,8 @@ struct SidecarSpec {
     let configuration: InjectorConfiguration
     let pod: PodView
     let xtablesLockVolume: String
+    /// The projected service-account token volume, when identity is on.
+    let identityTokenVolume: String?
 
     static let probeTimeoutSeconds: JSONValue = 1
 
@@ -31,6 +33,7 @@ struct SidecarSpec {
         env.shutdownEndpointEnabled = settings.adminShutdown
         env.logLevel = settings.logLevel
         env.logFormat = settings.logFormat
+        env.identity = identityTokenVolume == nil ? nil : configuration.identity
         return env
     }
 
@@ -58,6 +61,9 @@ struct SidecarSpec {
             ],
             "terminationMessagePolicy": "FallbackToLogsOnError",
         ]
+        if let identityTokenVolume {
+            container["volumeMounts"] = [["name": .string(identityTokenVolume), "mountPath": .string(Mesh.identityTokenDirectory), "readOnly": true]]
+        }
         if let resources = resources(cpuRequest: settings.cpuRequest, cpuLimit: settings.cpuLimit,
                                      memoryRequest: settings.memoryRequest, memoryLimit: settings.memoryLimit) {
             container["resources"] = resources
@@ -117,6 +123,24 @@ struct SidecarSpec {
 
     var volume: JSONValue {
         ["name": .string(xtablesLockVolume), "emptyDir": [:]]
+    }
+
+    /// The token the proxy proves its workload with (DESIGN §7): projected by the kubelet for the identity
+    /// audience and rotated by it, whatever `automountServiceAccountToken` says.
+    var tokenVolume: JSONValue? {
+        guard let identityTokenVolume else { return nil }
+        return [
+            "name": .string(identityTokenVolume),
+            "projected": [
+                "sources": [[
+                    "serviceAccountToken": [
+                        "audience": .string(Mesh.identityTokenAudience),
+                        "expirationSeconds": .integer(Int64(Mesh.identityTokenLifetimeSeconds)),
+                        "path": .string(Mesh.identityTokenVolume),
+                    ],
+                ]],
+            ],
+        ]
     }
 
     static func adminProbe(path: String, period: Int64, failureThreshold: Int64) -> JSONValue {
