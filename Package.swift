@@ -114,6 +114,9 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
@@ -193,7 +196,7 @@ let package = Package(
         .testTarget(name: "NeedleIdentityTests", dependencies: ["NeedleIdentity", "IdentityTestSupport"]),
         .testTarget(name: "NeedleControllerTests", dependencies: ["NeedleController", "NeedleIdentity", "IdentityTestSupport"]),
         .testTarget(name: "NeedleInitTests", dependencies: ["NeedleInit"]),
-        .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy", "NeedleProxyFuzzing"]),
+        .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy", "NeedleProxyFuzzing", "NeedleIdentity", "IdentityTestSupport"]),
         .testTarget(name: "NeedleInstallTests", dependencies: ["NeedleInstall"], exclude: ["Workloads"]),
         // Fixtures are read from the source tree (#filePath) so the refresh switch can rewrite the goldens.
         .testTarget(name: "NeedleWebhookTests", dependencies: ["NeedleWebhook", "NeedleKubernetes"], exclude: ["Fixtures"]),

@@ -17,6 +17,8 @@ public final class ProxyServer: Sendable {
     /// Tracks the forwarding listeners' connections; on drain sends them `ChannelShouldQuiesceEvent` and
     /// reports when the last one has closed.
     private let connections: ConnectionDrain
+    /// nil: identity off (plaintext, ready once listening).
+    private let identity: ProxyIdentity?
 
     private struct State {
         var admin: (any Channel)?
@@ -28,10 +30,21 @@ public final class ProxyServer: Sendable {
     private let shutdownRequests: AsyncStream<String>
     private let shutdownContinuation: AsyncStream<String>.Continuation
 
-    public init(environment: ProxyEnvironment, logger: Logger) {
+    /// Throws `ProxyStartError` when the identity settings cannot be used (trust anchors that do not parse).
+    public init(environment: ProxyEnvironment, logger: Logger) throws(ProxyStartError) {
         self.environment = environment
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: environment.workers)
+        if let settings = environment.identity, let workload = environment.workloadIdentity {
+            do {
+                identity = try ProxyIdentity(settings: settings, workload: workload, group: group, metrics: metrics, logger: logger)
+            } catch {
+                try? group.syncShutdownGracefully()
+                throw ProxyStartError(description: error.description)
+            }
+        } else {
+            identity = nil
+        }
         let connectTimeout = TimeAmount.milliseconds(Int64(max(1, environment.outboundConnectTimeout.milliseconds)))
         pools = UpstreamPools(group: group, connectTimeout: connectTimeout)
         setup = ConnectionSetup(environment: environment, metrics: metrics, pools: pools, logger: logger)
@@ -50,10 +63,25 @@ public final class ProxyServer: Sendable {
     public func run() async throws {
         let admin = try await bindAdmin()
         state.withLockedValue { $0.admin = admin }
-        _ = try await bindForwarding(environment.inboundListenAddress, direction: .inbound)
-        _ = try await bindForwarding(environment.outboundListenAddress, direction: .outbound)
+        // With identity on, the listeners are bound now but accept only once the first certificate is in
+        // use: connections wait in the backlog, and nothing reaches the app or leaves the pod before.
+        let accepting = identity == nil
+        let inbound = try await bindForwarding(environment.inboundListenAddress, direction: .inbound, accepting: accepting)
+        let outbound = try await bindForwarding(environment.outboundListenAddress, direction: .outbound, accepting: accepting)
         state.withLockedValue { $0.ready = true }
-        logger.info("ready", metadata: [
+        if let identity {
+            let logger = self.logger
+            identity.whenFirstCertified {
+                for listener in [inbound, outbound] {
+                    listener.setOption(.autoRead, value: true).whenFailure { error in
+                        logger.error("cannot start accepting", metadata: ["error": "\(error)"])
+                    }
+                }
+                logger.info("accepting connections", metadata: ["identity": "\(identity.workload.tlsName)"])
+            }
+            identity.start()
+        }
+        logger.info(identity == nil ? "ready" : "listening; accepting once certified", metadata: [
             "inbound": "\(environment.inboundListenAddress)", "outbound": "\(environment.outboundListenAddress)",
             "admin": "\(environment.adminListenAddress)", "workers": "\(environment.workers)",
         ])
@@ -67,6 +95,7 @@ public final class ProxyServer: Sendable {
     private func drain(reason: String) async {
         logger.info("draining", metadata: ["reason": "\(reason)", "grace_period": "\(environment.shutdownGracePeriod)"])
         state.withLockedValue { $0.draining = true }
+        identity?.stop()
         let finished = await connections.drain(gracePeriod: .milliseconds(environment.shutdownGracePeriod.milliseconds))
         if !finished {
             logger.info("grace period over; closing the remaining connections")
@@ -78,7 +107,7 @@ public final class ProxyServer: Sendable {
         logger.info("stopped")
     }
 
-    private func bindForwarding(_ address: ListenAddress, direction: Direction) async throws -> any Channel {
+    private func bindForwarding(_ address: ListenAddress, direction: Direction, accepting: Bool) async throws -> any Channel {
         let setup = self.setup
         let logger = self.logger
         let connections = self.connections
@@ -92,6 +121,7 @@ public final class ProxyServer: Sendable {
                 }
             }
             .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.autoRead, value: accepting)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -105,7 +135,10 @@ public final class ProxyServer: Sendable {
 
     private func bindAdmin() async throws -> any Channel {
         let adminState = AdminHandler.State(
-            ready: { [weak self] in self?.state.withLockedValue { $0.ready } ?? false },
+            ready: { [weak self] in
+                guard let self else { return false }
+                return self.state.withLockedValue { $0.ready } && (self.identity?.isReady ?? true)
+            },
             draining: { [weak self] in self?.state.withLockedValue { $0.draining } ?? true },
             shutdownEnabled: environment.shutdownEndpointEnabled,
             metrics: { [weak self] in self?.metrics.render() ?? [] },
@@ -114,4 +147,9 @@ public final class ProxyServer: Sendable {
         return try await AdminListener.bind(group: group, host: environment.adminListenAddress.ip.description,
                                             port: environment.adminListenAddress.port, state: adminState)
     }
+}
+
+/// The proxy cannot start with its configuration (beyond what `ProxyEnvironment` checks).
+public struct ProxyStartError: Error, CustomStringConvertible {
+    public let description: String
 }

@@ -48,7 +48,13 @@ for name in environment.unknownVariables {
     logger.warning("unknown variable ignored", metadata: ["variable": "\(name)"])
 }
 
-let server = ProxyServer(environment: environment, logger: logger)
+let server: ProxyServer
+do {
+    server = try ProxyServer(environment: environment, logger: logger)
+} catch {
+    TextOutput.errorLine("needle-proxy: \(error.description)")
+    exit(ProxyEnvironmentError.exitCode)
+}
 let signalSources = ShutdownSignals.install { server.requestShutdown($0) }
 
 // The main thread blocks here instead of running an async main: an async main ends the main thread with

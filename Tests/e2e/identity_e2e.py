@@ -7,11 +7,12 @@ controller's own TLS name, and graceful shutdown.
 
 Prints one PASS/FAIL line per check; every process it starts is killed at the end, even on failure."""
 
-import argparse, http.client, json, os, re, shutil, signal, ssl, subprocess, sys, tempfile, threading, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import argparse, http.client, os, re, shutil, signal, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
 from webhook_e2e import check, free_port, issue, make_ca, processes, results, run  # noqa: E402
+from token_review_api import TokenReviews, serve  # noqa: E402
 
 TRUST_DOMAIN = "cluster.local"
 CONTROLLER_NAME = f"needle-controller.needle.serviceaccount.identity.needle.{TRUST_DOMAIN}"
@@ -24,56 +25,6 @@ def tls_name(ns, sa):
 
 def spiffe(ns, sa):
     return f"spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/{sa}"
-
-
-class FakeTokenReviews:
-    """Tokens the stand-in API knows: token -> (username, audiences). Anything else is unauthenticated."""
-
-    def __init__(self, controller_token):
-        self.controller_token = controller_token
-        self.tokens = {}
-        self.calls = 0
-        self.unauthorized = 0
-        self.lock = threading.Lock()
-
-
-def make_handler(api):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length) or b"{}")
-            if self.path != "/apis/authentication.k8s.io/v1/tokenreviews":
-                return self.reply(404, {"kind": "Status", "code": 404})
-            if self.headers.get("Authorization") != f"Bearer {api.controller_token}":
-                with api.lock:
-                    api.unauthorized += 1
-                return self.reply(401, {"kind": "Status", "code": 401})
-            with api.lock:
-                api.calls += 1
-            spec = body.get("spec", {})
-            known = api.tokens.get(spec.get("token"))
-            status = {"authenticated": False, "error": "invalid bearer token"}
-            if known and set(known[1]) & set(spec.get("audiences", [])):
-                status = {"authenticated": True, "user": {"username": known[0], "groups": ["system:serviceaccounts"]},
-                          "audiences": sorted(set(known[1]) & set(spec.get("audiences", [])))}
-            elif known:
-                status = {"authenticated": False, "error": "token audiences do not match"}
-            self.reply(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec, "status": status})
-
-        def reply(self, code, obj):
-            data = json.dumps(obj).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
 
 
 def make_issuer(work, anchor_key, anchor, name):
@@ -215,18 +166,14 @@ def main():
         bundle = os.path.join(work, "ca-bundle.crt")
         shutil.copy(anchor, bundle)
 
-        api = FakeTokenReviews("controller-token")
-        api.tokens = {"web-token": ("system:serviceaccount:shop:web", [AUDIENCE]),
-                      "db-token": ("system:serviceaccount:shop:db", [AUDIENCE]),
-                      "api-audience-token": ("system:serviceaccount:shop:web", ["https://kubernetes.default.svc"])}
+        api = TokenReviews("controller-token", tokens={
+            "web-token": ("system:serviceaccount:shop:web", [AUDIENCE]),
+            "db-token": ("system:serviceaccount:shop:db", [AUDIENCE]),
+            "api-audience-token": ("system:serviceaccount:shop:web", ["https://kubernetes.default.svc"])})
         token_file = os.path.join(work, "controller-token")
         with open(token_file, "w") as f:
             f.write("controller-token\n")
-        server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(api))
-        server.daemon_threads = True
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(api_crt, api_key)
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        server = serve(api, "127.0.0.1", 0, api_crt, api_key)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         api_port = server.server_address[1]
 

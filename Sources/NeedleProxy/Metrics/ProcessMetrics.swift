@@ -15,11 +15,11 @@ struct ProcessMetrics {
         var metrics = ProcessMetrics()
         let pageSize = sysconf(Int32(_SC_PAGESIZE))
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        if let statm = readFile("/proc/self/statm"), let resident = statm.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) {
+        if let statm = LocalFile.read("/proc/self/statm"), let resident = statm.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) {
             metrics.residentBytes = resident * pageSize
         }
         // Fields after the parenthesised command name (which may contain spaces).
-        if let stat = readFile("/proc/self/stat"), let close = stat.lastIndex(of: ")") {
+        if let stat = LocalFile.read("/proc/self/stat"), let close = stat.lastIndex(of: ")") {
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             // fields[0] is field 3 (state): utime is field 14, stime 15, starttime 22.
             if fields.count > 19, let user = Double(fields[11]), let system = Double(fields[12]), ticks > 0 {
@@ -47,25 +47,11 @@ struct ProcessMetrics {
     }
 
     static func bootTime() -> Double? {
-        guard let stat = readFile("/proc/stat") else { return nil }
+        guard let stat = LocalFile.read("/proc/stat") else { return nil }
         for line in stat.split(separator: "\n") where line.hasPrefix("btime ") {
             return Double(line.dropFirst(6))
         }
         return nil
-    }
-
-    static func readFile(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < 1 << 20 {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func countDirectoryEntries(_ path: String) -> Int? {

@@ -20,9 +20,11 @@ public final class ProxyMetrics: Sendable {
     }
 
     private let targets = NIOLockedValueBox<[TargetKey: TargetMetrics]>([:])
+    public let identity: IdentityMetrics
 
     public init(maximumTargets: Int = 500) {
         self.maximumTargets = maximumTargets
+        identity = IdentityMetrics(registry: registry)
     }
 
     static func descriptor(_ name: String, unit: String, help: String) -> MetricNameDescriptor {
@@ -162,5 +164,31 @@ struct RequestMetrics {
             lastSeries = series
         }
         series.record(latencyMilliseconds: Double(elapsed.nanoseconds) / 1_000_000)
+    }
+}
+
+/// The proxy's certificate, named as Linkerd's proxy names these.
+public final class IdentityMetrics: Sendable {
+    private let registry: PrometheusCollectorRegistry
+    private let expiration: Gauge
+    private let refresh: Gauge
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        expiration = registry.makeGauge(descriptor: ProxyMetrics.descriptor(
+            "identity_cert_expiration", unit: "timestamp_seconds", help: "When the certificate in use expires, in Unix seconds."))
+        refresh = registry.makeGauge(descriptor: ProxyMetrics.descriptor(
+            "identity_cert_refresh", unit: "timestamp_seconds", help: "When the certificate in use was obtained, in Unix seconds."))
+    }
+
+    func certified(expiresAt: Double, at: Double) {
+        expiration.set(expiresAt)
+        refresh.set(at)
+    }
+
+    func refreshed(ok: Bool) {
+        registry.makeCounter(descriptor: ProxyMetrics.descriptor("identity_cert_refreshes", unit: "total",
+                                                                 help: "Certificate requests to the identity service, by result."),
+                             labels: [("result", ok ? "ok" : "failure")]).increment()
     }
 }

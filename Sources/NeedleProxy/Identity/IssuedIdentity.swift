@@ -1,0 +1,73 @@
+import NIOSSL
+import NeedleContract
+
+/// A certificate chain from the identity service, checked before it is used, with the TLS contexts made
+/// from it: the leaf must be for this proxy's key and carry its TLS name; mesh TLS is 1.3 only, prefers
+/// the post-quantum hybrid key exchange, and requires and verifies the peer's certificate against the
+/// trust anchors (DESIGN §7).
+struct IssuedIdentity {
+    let chain: [NIOSSLCertificate]
+    let notBefore: Double
+    let notAfter: Double
+    /// Terminates inbound mesh TLS.
+    let serverContext: NIOSSLContext
+
+    /// Key exchanges offered, best first: the hybrid post-quantum group, then plain X25519.
+    static let curves: [NIOTLSCurve] = [.x25519_MLKEM768, .x25519]
+
+    init(chainPEM: [UInt8], made: CertificateRequestMaker.Made, workload: WorkloadIdentity,
+         trustAnchors: [NIOSSLCertificate]) throws(IdentityError) {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMBytes(chainPEM)
+        } catch {
+            throw IdentityError("the identity service answered something that is not a PEM certificate chain: \(error)")
+        }
+        guard let leaf = chain.first else { throw IdentityError("the identity service answered an empty chain") }
+        let leafKey: [UInt8]
+        do {
+            leafKey = try leaf.extractPublicKey().toSPKIBytes()
+        } catch {
+            throw IdentityError("the certificate's key cannot be read: \(error)")
+        }
+        guard leafKey == made.publicKeyInfo else { throw IdentityError("the certificate is not for this proxy's key") }
+        let names = PeerIdentity.dnsNames(of: leaf)
+        guard names == [workload.tlsName] else {
+            throw IdentityError("the certificate names \(names) instead of \(workload.tlsName)")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                                     privateKey: .privateKey(made.key))
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.curves = Self.curves
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.trustRoots = .certificates(trustAnchors)
+        do {
+            serverContext = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw IdentityError("the certificate and key do not make a TLS server: \(error)")
+        }
+        self.chain = chain
+        notBefore = Double(leaf.notValidBefore)
+        notAfter = Double(leaf.notValidAfter)
+    }
+}
+
+/// What a certificate says about its holder, for mesh TLS.
+enum PeerIdentity {
+    /// The DNS names in the subject alternative names (the mesh's TLS names).
+    static func dnsNames(of certificate: NIOSSLCertificate) -> [String] {
+        // NIOSSL's accessor is underscored: this is the one place that uses it.
+        certificate._subjectAlternativeNames().compactMap { name in
+            guard name.nameType == .dnsName else { return nil }
+            return name.contents.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+}
+
+struct IdentityError: Error, Equatable, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""needle-proxy's workload identity end to end (DESIGN §7), in network namespaces: needle-controller and
+a stand-in TokenReview API run in the "external" namespace, the meshed pod (needle-init + needle-proxy +
+an app) in its own. A proxy whose token the API refuses stays not ready and accepts nothing; once its
+token is good it gets a certificate, becomes ready and carries traffic; with a one-minute certificate
+lifetime it renews before expiry while traffic keeps flowing. Needs root: without it, prints SKIP and
+exits 0."""
+
+import argparse, json, os, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from netns import PodNetwork, have_root  # noqa: E402
+from proxy_e2e import Pod, check, results  # noqa: E402
+from webhook_e2e import issue, make_ca, run  # noqa: E402
+from identity_e2e import CONTROLLER_NAME, make_issuer  # noqa: E402
+
+TOOLS = os.path.join(HERE, "tools")
+POD, EXT = PodNetwork.POD_CLIENT_V4, PodNetwork.EXTERNAL_V4
+AUDIENCE = "identity.needle.dev"
+
+
+def wait_for(predicate, seconds, interval=0.25):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--proxy", required=True)
+    parser.add_argument("--init", required=True)
+    parser.add_argument("--controller", required=True)
+    args = parser.parse_args()
+    if not have_root():
+        print("SKIP needle-proxy identity end-to-end: needs root for network namespaces and iptables (CI runs as root)")
+        return 0
+    with PodNetwork("ident") as net:
+        pod = Pod(net, net.install(os.path.abspath(args.proxy)), net.install(os.path.abspath(args.init)))
+        controller = net.install(os.path.abspath(args.controller))
+        py = sys.executable
+        tools = {name: net.install(os.path.join(TOOLS, name)) for name in ("http_app.py", "token_review_api.py")}
+        work = net.scratch
+
+        anchor_key, anchor = make_ca(work)
+        issuer_crt, issuer_key = make_issuer(work, anchor_key, anchor, "issuer")
+        api_crt, api_key = issue(work, anchor_key, anchor, "api")
+        tokens = os.path.join(work, "tokens.json")
+        with open(tokens, "w") as f:
+            json.dump({"web-token": ["system:serviceaccount:shop:web", [AUDIENCE]]}, f)
+        controller_token = os.path.join(work, "controller-token")
+        with open(controller_token, "w") as f:
+            f.write("controller-token\n")
+        net.spawn(net.external, [py, tools["token_review_api.py"], "--port", "6443", "--cert", api_crt, "--key", api_key,
+                                 "--controller-token", "controller-token", "--tokens", tokens], ready_line="ready")
+        ctl = net.spawn(net.external, [controller, "--identity-listen", f"{EXT}:8080", "--admin-listen", "127.0.0.1:9996",
+                                       "--trust-anchors", anchor, "--issuer-cert", issuer_crt, "--issuer-key", issuer_key,
+                                       "--trust-domain", "cluster.local", "--certificate-lifetime", "1m",
+                                       "--kube-api-server", "https://127.0.0.1:6443", "--kube-ca-file", anchor,
+                                       "--kube-token-file", controller_token, "--issuer-check-interval", "1"])
+        check("the controller is ready in its namespace",
+              wait_for(lambda: net.run(net.external, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                                      "http://127.0.0.1:9996/ready"]).stdout == "200", 20))
+        net.spawn(net.pod, [py, tools["http_app.py"], "--port", "8080", "--name", "app"], ready_line="ready")
+        applied = net.run(net.pod, [pod.init, "--proxy-uid", "2102", "--inbound-ports-to-ignore", "4191"])
+        check("needle-init applied", applied.returncode == 0, applied.stderr)
+
+        # The proxy's token is one the API does not know yet.
+        token = os.path.join(work, "proxy-token")
+        with open(token, "w") as f:
+            f.write("not-yet-known\n")
+        os.chmod(token, 0o644)
+        with open(anchor) as f:
+            anchors = f.read()
+        env = {
+            "NEEDLE_PROXY_INBOUND_IPS": POD, "NEEDLE_PROXY_INBOUND_PORTS": "8080",
+            "NEEDLE_PROXY_IDENTITY_SVC_ADDR": f"{EXT}:8080", "NEEDLE_PROXY_IDENTITY_SVC_NAME": CONTROLLER_NAME,
+            "NEEDLE_PROXY_IDENTITY_TRUST_ANCHORS": anchors, "NEEDLE_PROXY_IDENTITY_TOKEN_FILE": token,
+            "NEEDLE_PROXY_IDENTITY_TRUST_DOMAIN": "cluster.local",
+            "NEEDLE_POD_NAMESPACE": "shop", "NEEDLE_POD_SERVICE_ACCOUNT": "web", "NEEDLE_POD_NAME": "web-1",
+            "NEEDLE_PROXY_LOG": "debug",
+        }
+        argv = ["env", "-i", "PATH=/usr/bin:/bin"] + [f"{k}={v}" for k, v in env.items()] + [pod.proxy_binary]
+        pod.proxy = net.spawn(net.pod, argv, uid=2102)
+        admin = lambda path: net.run(net.client, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                                                  f"http://{POD}:4191{path}"]).stdout
+        check("/live answers at once", wait_for(lambda: admin("/live") == "200", 10))
+        time.sleep(2)
+        check("a refused token keeps the proxy not ready", admin("/ready") == "503")
+        early = pod.curl(net.client, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", f"http://{POD}:8080/hello")
+        check("before a certificate the inbound listener accepts nothing (the request times out in the backlog)",
+              early.stdout in ("000", ""), early.stdout)
+        text = pod.metrics()
+        check("the refusal is counted", pod.metric(text, "identity_cert_refreshes_total", result="failure") >= 1, text[-500:])
+
+        # The API learns the token: the proxy's next attempt (re-reading the file) succeeds.
+        with open(token, "w") as f:
+            f.write("web-token\n")
+        check("with a good token the proxy gets its certificate and becomes ready", wait_for(lambda: admin("/ready") == "200", 40))
+        out = pod.curl(net.client, f"http://{POD}:8080/hello")
+        check("traffic flows once it is ready", "hello from app" in out.stdout, out.stdout + out.stderr)
+        text = pod.metrics()
+        expires = pod.metric(text, "identity_cert_expiration_timestamp_seconds")
+        check("the certificate's expiry is exported (about a minute ahead)", time.time() + 20 < expires < time.time() + 70, expires)
+
+        # One-minute certificates renew at 70 %: watch one renewal while requests keep going.
+        first_ok = pod.metric(text, "identity_cert_refreshes_total", result="ok")
+        failures, deadline = 0, time.time() + 60
+        renewed = False
+        while time.time() < deadline and not renewed:
+            code = pod.curl(net.client, "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{POD}:8080/hello").stdout
+            failures += code != "200"
+            renewed = pod.metric(pod.metrics(), "identity_cert_refreshes_total", result="ok") > first_ok
+            time.sleep(0.5)
+        new_expiry = pod.metric(pod.metrics(), "identity_cert_expiration_timestamp_seconds")
+        check("the certificate renews before it expires", renewed and new_expiry > expires, (renewed, expires, new_expiry))
+        check("no request failed across the renewal", failures == 0, failures)
+        check("the proxy is still ready after renewing", admin("/ready") == "200")
+
+        pod.proxy.terminate()
+        ctl.terminate()
+    failed = results.count(False)
+    print(f"proxy identity e2e: {results.count(True)} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
