@@ -119,6 +119,10 @@ def main():
         check("the certificate renews before it expires", renewed and new_expiry > expires, (renewed, expires, new_expiry))
         check("no request failed across the renewal", failures == 0, failures)
         check("the proxy is still ready after renewing", admin("/ready") == "200")
+        with open(f"/proc/{pod.proxy.pid}/status") as f:
+            memory = {line.split(":")[0]: line.split()[1] for line in f if line.startswith(("VmRSS", "VmHWM", "RssAnon"))}
+        print(f"info: needle-proxy with identity on: RSS {memory.get('VmRSS')} kB, peak {memory.get('VmHWM')} kB, "
+              f"anonymous {memory.get('RssAnon')} kB", flush=True)
 
         pod.proxy.terminate()
         ctl.terminate()
