@@ -47,7 +47,7 @@ public final class ProxyServer: Sendable {
         }
         let connectTimeout = TimeAmount.milliseconds(Int64(max(1, environment.outboundConnectTimeout.milliseconds)))
         pools = UpstreamPools(group: group, connectTimeout: connectTimeout)
-        setup = ConnectionSetup(environment: environment, metrics: metrics, pools: pools, logger: logger)
+        setup = ConnectionSetup(environment: environment, metrics: metrics, pools: pools, identity: identity, logger: logger)
         connections = ConnectionDrain(group: group)
         (shutdownRequests, shutdownContinuation) = AsyncStream.makeStream(of: String.self)
     }

@@ -29,6 +29,51 @@ def wait_for(predicate, seconds, interval=0.25):
     return predicate()
 
 
+WEB_NAME = "web.shop.serviceaccount.identity.needle.cluster.local"
+CLIENT_NAME = "client.shop.serviceaccount.identity.needle.cluster.local"
+
+
+def mutual_tls(net, pod, tools, work, anchor):
+    """Inbound mesh TLS: a peer with a certificate the controller issued reaches the app with its name in
+    needle-client-id; nobody can forge that field; a client without a certificate, or with TLS 1.2, is refused."""
+    key, csr, chain = (os.path.join(work, f"client.{e}") for e in ("key", "csr", "pem"))
+    run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+         "-out", csr, "-subj", "/", "-addext", f"subjectAltName=DNS:{CLIENT_NAME},URI:spiffe://cluster.local/ns/shop/sa/client"])
+    got = net.run(net.external, ["curl", "-sS", "-o", chain, "-w", "%{http_code}", "--cacert", anchor, "--resolve",
+                                 f"{CONTROLLER_NAME}:8080:{EXT}", f"https://{CONTROLLER_NAME}:8080/v1/certify",
+                                 "-H", "Authorization: Bearer client-token", "-H", "Content-Type: application/pkcs10",
+                                 "--data-binary", f"@{csr}"])
+    check("a second workload gets a client certificate from the controller", got.stdout == "200", got.stdout + got.stderr)
+    os.chmod(key, 0o644)
+
+    def mtls(*extra, path="/client-id", cert=True):
+        argv = [sys.executable, tools["mtls_client.py"], "--host", POD, "--port", "8080", "--server-name", WEB_NAME,
+                "--ca", anchor, "--path", path, *extra]
+        if cert:
+            argv += ["--cert", chain, "--key", key]
+        return net.run(net.client, argv, timeout=30).stdout
+
+    out = mtls()
+    check("a mesh peer reaches the app through mutual TLS, and the app sees its name in needle-client-id",
+          out.splitlines()[:2] == ["200", CLIENT_NAME], out)
+    out = mtls("--header", "needle-client-id: admin.kube-system.serviceaccount.identity.needle.cluster.local")
+    check("a peer cannot add a needle-client-id of its own: the app sees exactly the authenticated one",
+          out.splitlines()[1:] == [CLIENT_NAME], out)
+    forged = pod.curl(net.client, "-H", f"needle-client-id: {CLIENT_NAME}", f"http://{POD}:8080/client-id")
+    check("plaintext still works, and a forged needle-client-id never reaches the app", forged.stdout.strip() == "-",
+          forged.stdout + forged.stderr)
+    before = pod.metric(pod.metrics(), "inbound_tls_handshake_failure_total")
+    out = mtls(cert=False)
+    check("a TLS client without a certificate is refused", out.startswith("error") or not out.startswith("200"), out)
+    out = mtls("--tls12")
+    check("a TLS 1.2 client is refused", out.startswith("error"), out)
+    text = pod.metrics()
+    check("refused mesh handshakes are counted", pod.metric(text, "inbound_tls_handshake_failure_total") >= before + 2,
+          pod.metric(text, "inbound_tls_handshake_failure_total"))
+    check("requests from the peer are counted with tls=\"true\" and its client_id",
+          pod.metric(text, "request_total", direction="inbound", tls="true", client_id=CLIENT_NAME) >= 2, text[-800:])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--proxy", required=True)
@@ -42,7 +87,7 @@ def main():
         pod = Pod(net, net.install(os.path.abspath(args.proxy)), net.install(os.path.abspath(args.init)))
         controller = net.install(os.path.abspath(args.controller))
         py = sys.executable
-        tools = {name: net.install(os.path.join(TOOLS, name)) for name in ("http_app.py", "token_review_api.py")}
+        tools = {name: net.install(os.path.join(TOOLS, name)) for name in ("http_app.py", "token_review_api.py", "mtls_client.py")}
         work = net.scratch
 
         anchor_key, anchor = make_ca(work)
@@ -50,7 +95,8 @@ def main():
         api_crt, api_key = issue(work, anchor_key, anchor, "api")
         tokens = os.path.join(work, "tokens.json")
         with open(tokens, "w") as f:
-            json.dump({"web-token": ["system:serviceaccount:shop:web", [AUDIENCE]]}, f)
+            json.dump({"web-token": ["system:serviceaccount:shop:web", [AUDIENCE]],
+                       "client-token": ["system:serviceaccount:shop:client", [AUDIENCE]]}, f)
         controller_token = os.path.join(work, "controller-token")
         with open(controller_token, "w") as f:
             f.write("controller-token\n")
@@ -105,6 +151,8 @@ def main():
         text = pod.metrics()
         expires = pod.metric(text, "identity_cert_expiration_timestamp_seconds")
         check("the certificate's expiry is exported (about a minute ahead)", time.time() + 20 < expires < time.time() + 70, expires)
+
+        mutual_tls(net, pod, tools, work, anchor)
 
         # One-minute certificates renew at 70 %: watch one renewal while requests keep going.
         first_ok = pod.metric(text, "identity_cert_refreshes_total", result="ok")

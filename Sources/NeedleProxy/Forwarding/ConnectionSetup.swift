@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 import NeedleContract
 
 /// Sets up an accepted connection: route it, count it, detect its protocol if the port is not opaque,
@@ -10,9 +11,12 @@ final class ConnectionSetup: Sendable {
     let metrics: ProxyMetrics
     let pools: UpstreamPools
     let logger: Logger
+    /// nil: identity off, so no mesh TLS is terminated.
+    let identity: ProxyIdentity?
 
-    init(environment: ProxyEnvironment, metrics: ProxyMetrics, pools: UpstreamPools, logger: Logger) {
+    init(environment: ProxyEnvironment, metrics: ProxyMetrics, pools: UpstreamPools, identity: ProxyIdentity?, logger: Logger) {
         self.environment = environment
+        self.identity = identity
         self.policy = RoutePolicy(environment: environment)
         self.metrics = metrics
         self.pools = pools
@@ -52,38 +56,104 @@ final class ConnectionSetup: Sendable {
         channel.closeFuture.whenComplete { _ in targetMetrics.connectionClosed() }
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteCounter(metrics: targetMetrics))
-        let tcp = TCPForwarder(connectTimeout: connectTimeout(direction), logger: logger)
         if skipDetection {
             metrics.recordDetection(.opaque, timedOut: false)
-            tcp.start(channel, target: target, initial: channel.allocator.buffer(capacity: 0))
+            tcpForwarder(direction).start(channel, target: target, initial: channel.allocator.buffer(capacity: 0))
             return
         }
-        let http1 = HTTP1Forwarder(pools: pools, headerReadTimeout: HeaderReadTimer.defaultTimeout)
-        let http2 = HTTP2Forwarder(connectTimeout: connectTimeout(direction))
-        let timeout = TimeAmount.milliseconds(Int64(environment.detectTimeout.milliseconds))
-        try sync.addHandler(DetectionHandler(timeout: timeout) { [self] context, detected, buffered, timedOut, inputClosed in
+        // Inbound requests never carry a needle-client-id the peer wrote itself (DESIGN §7).
+        let clientIdentity: ClientIdentityField = direction == .inbound ? .removed : .untouched
+        let meshServerName = direction == .inbound ? identity?.workload.tlsName : nil
+        try sync.addHandler(DetectionHandler(timeout: detectTimeout) { [self] context, detected, buffered, timedOut, inputClosed in
             metrics.recordDetection(detected, timedOut: timedOut)
             logger.trace("protocol detected", metadata: ["protocol": "\(detected.metricLabel)", "timed_out": "\(timedOut)",
                                                          "target": "\(target)"])
-            let detector = context.handler
-            let plan = ForwardingPlan.plan(for: detected)
+            let plan = ForwardingPlan.plan(for: detected, meshServerName: meshServerName)
+            if plan == .meshTLS {
+                terminateMeshTLS(context: context, target: target, buffered: buffered)
+                return
+            }
+            forward(plan, context: context, direction: direction, target: target, metrics: targetMetrics,
+                    clientIdentity: clientIdentity, buffered: buffered, inputClosed: inputClosed)
+        })
+    }
+
+    private var detectTimeout: TimeAmount { .milliseconds(Int64(environment.detectTimeout.milliseconds)) }
+
+    private func tcpForwarder(_ direction: Direction) -> TCPForwarder {
+        TCPForwarder(connectTimeout: connectTimeout(direction), logger: logger)
+    }
+
+    /// Hands the connection, with the bytes detection read, to the forwarder of `plan`; the detector (the
+    /// handler of `context`) steps out.
+    private func forward(_ plan: ForwardingPlan, context: ChannelHandlerContext, direction: Direction, target: ListenAddress,
+                         metrics targetMetrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer,
+                         inputClosed: Bool) {
+        let detector = context.handler
+        do {
+            switch plan {
+            case .http1:
+                try HTTP1Forwarder(pools: pools, headerReadTimeout: HeaderReadTimer.defaultTimeout)
+                    .start(context: context, after: detector, target: target, metrics: targetMetrics,
+                           clientIdentity: clientIdentity, buffered: buffered)
+            case .http2:
+                try HTTP2Forwarder(connectTimeout: connectTimeout(direction))
+                    .start(context: context, after: detector, target: target, metrics: targetMetrics,
+                           clientIdentity: clientIdentity, buffered: buffered)
+            case .tcp, .meshTLS:
+                // Mesh TLS inside mesh TLS is not terminated twice: it goes on as bytes.
+                _ = context.pipeline.syncOperations.removeHandler(context: context)
+                tcpForwarder(direction).start(context.channel, target: target, initial: buffered, clientInputClosed: inputClosed)
+            }
+            if inputClosed, plan == .http1 || plan == .http2 {
+                context.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            }
+        } catch {
+            logger.warning("cannot set up the connection", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    /// Mesh TLS for this proxy (DESIGN §7): the TLS handler takes the bytes detection read, a verified client
+    /// certificate names the peer, then the inner stream is detected and forwarded with that name in
+    /// `needle-client-id` and in the `client_id` label. Without a certificate in use nothing is accepted, so
+    /// a missing server context here only means it expired in between: close.
+    private func terminateMeshTLS(context: ChannelHandlerContext, target: ListenAddress, buffered: ByteBuffer) {
+        let channel = context.channel
+        guard let serverContext = identity?.serverContext else {
+            metrics.recordMeshTLSFailure()
+            context.close(promise: nil)
+            return
+        }
+        let sync = channel.pipeline.syncOperations
+        let tls = NIOSSLServerHandler(context: serverContext)
+        let acceptor = MeshTLSAcceptor(timeout: detectTimeout, onAuthenticated: { [self] context, peer in
+            let meshMetrics = metrics.target(.inbound, address: target, tls: true, clientID: peer)
+            let inner = DetectionHandler(timeout: detectTimeout) { [self] context, detected, buffered, timedOut, inputClosed in
+                metrics.recordDetection(detected, timedOut: timedOut)
+                forward(ForwardingPlan.plan(for: detected), context: context, direction: .inbound, target: target,
+                        metrics: meshMetrics, clientIdentity: .set(peer), buffered: buffered, inputClosed: inputClosed)
+            }
             do {
-                switch plan {
-                case .http1:
-                    try http1.start(context: context, after: detector, target: target, metrics: targetMetrics, buffered: buffered)
-                case .http2:
-                    try http2.start(context: context, after: detector, target: target, metrics: targetMetrics, buffered: buffered)
-                case .tcp:
-                    _ = context.pipeline.syncOperations.removeHandler(context: context)
-                    tcp.start(context.channel, target: target, initial: buffered, clientInputClosed: inputClosed)
-                }
-                if inputClosed, plan != .tcp {
-                    context.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-                }
+                try context.pipeline.syncOperations.addHandler(inner, position: .after(context.handler))
+                _ = context.pipeline.syncOperations.removeHandler(context: context)
             } catch {
-                logger.warning("cannot set up the connection", metadata: ["error": "\(error)"])
                 context.close(promise: nil)
             }
+        }, onFailure: { [self] reason in
+            metrics.recordMeshTLSFailure()
+            logger.debug("mesh TLS refused", metadata: ["reason": "\(reason)", "target": "\(target)"])
         })
+        do {
+            try sync.addHandler(tls, position: .after(context.handler))
+            try sync.addHandler(acceptor, position: .after(tls))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        // The detector's bytes are the start of the ClientHello: they go to the TLS handler first.
+        context.fireChannelRead(NIOAny(buffered))
+        context.fireChannelReadComplete()
+        _ = sync.removeHandler(context: context)
     }
 }

@@ -9,12 +9,13 @@ struct HTTP1Forwarder {
     let headerReadTimeout: TimeAmount
 
     func start(context: ChannelHandlerContext, after detector: any ChannelHandler, target: ListenAddress,
-               metrics: TargetMetrics, buffered: ByteBuffer) throws {
+               metrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer) throws {
         let channel = context.channel
         let pool = try pools.pool(on: channel.eventLoop)
         let proxy = HTTP1ProxyHandler(
             upstreams: pool.provider(for: target), metrics: RequestMetrics(target: metrics),
             headerTimer: HeaderReadTimer(timeout: headerReadTimeout), headBytesAlreadyRead: buffered.readableBytes > 0,
+            clientIdentity: clientIdentity,
             startTunnel: { client, upstream, pending in
                 Self.startTunnel(client: client, upstream: upstream, pending: pending, metrics: metrics)
             })

@@ -9,7 +9,7 @@ struct HTTP2Forwarder {
     let connectTimeout: TimeAmount
 
     func start(context: ChannelHandlerContext, after detector: any ChannelHandler, target: ListenAddress,
-               metrics: TargetMetrics, buffered: ByteBuffer) throws {
+               metrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer) throws {
         let channel = context.channel
         let upstreams = NIOLoopBound(
             HTTP2UpstreamProvider(eventLoop: channel.eventLoop, target: target, connectTimeout: connectTimeout),
@@ -26,7 +26,8 @@ struct HTTP2Forwarder {
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try stream.pipeline.syncOperations.addHandler(
-                    HTTP2StreamProxyHandler(upstreams: upstreams.value, metrics: RequestMetrics(target: metrics)))
+                    HTTP2StreamProxyHandler(upstreams: upstreams.value, metrics: RequestMetrics(target: metrics),
+                                            clientIdentity: clientIdentity))
             }
         }
         let sync = channel.pipeline.syncOperations

@@ -15,7 +15,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
     typealias TunnelStarter = (_ client: any Channel, _ upstream: HTTP1UpstreamConnection, _ pending: ByteBuffer) -> Void
 
     private var machine = HTTP1ServerExchange<HTTP1UpstreamConnection>()
-    private var decoder = HTTP1RequestDecoder()
+    private var decoder: HTTP1RequestDecoder
     private let upstreams: any HTTP1UpstreamProvider
     private var metrics: RequestMetrics
     /// Response bytes for the client: a short response's head and body leave in one write.
@@ -30,7 +30,9 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
 
     /// `headBytesAlreadyRead`: protocol detection already read the start of the first head (its clock runs).
     init(upstreams: any HTTP1UpstreamProvider, metrics: RequestMetrics, headerTimer: HeaderReadTimer?,
-         headBytesAlreadyRead: Bool = false, startTunnel: @escaping TunnelStarter) {
+         headBytesAlreadyRead: Bool = false, clientIdentity: ClientIdentityField = .untouched,
+         startTunnel: @escaping TunnelStarter) {
+        decoder = HTTP1RequestDecoder(clientIdentity: clientIdentity)
         self.upstreams = upstreams
         self.metrics = metrics
         self.headerTimer = headerTimer

@@ -41,8 +41,11 @@ struct HTTP2StreamExchange<Upstream> {
     private var clientReading = true
     private var clientWritable = true
     private var actions: CircularBuffer<Action> = CircularBuffer(initialCapacity: 8)
+    private let clientIdentity: ClientIdentityField
 
-    init() {}
+    init(clientIdentity: ClientIdentityField = .untouched) {
+        self.clientIdentity = clientIdentity
+    }
 
     mutating func nextAction() -> Action? { actions.popFirst() }
 
@@ -50,7 +53,9 @@ struct HTTP2StreamExchange<Upstream> {
 
     mutating func requestHead(_ head: HTTPRequestHead, now: NIODeadline) {
         guard case .awaitingRequest = state else { return }
-        let (headers, _) = HeaderFilter.forwardable(head.headers)
+        var (headers, _) = HeaderFilter.forwardable(head.headers)
+        if clientIdentity != .untouched { headers.remove(name: ClientIdentityField.name) }
+        if case .set(let peer) = clientIdentity { headers.add(name: ClientIdentityField.name, value: peer) }
         let upstreamHead = HTTPRequestHead(version: head.version, method: head.method, uri: head.uri, headers: headers)
         state = .active(Exchange(version: head.version, started: now, upstreamHead: upstreamHead))
         actions.append(.countRequest)

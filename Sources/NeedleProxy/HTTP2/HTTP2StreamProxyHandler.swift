@@ -7,13 +7,14 @@ final class HTTP2StreamProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private var machine = HTTP2StreamExchange<UpstreamConnection>()
+    private var machine: HTTP2StreamExchange<UpstreamConnection>
     private let upstreams: any UpstreamProvider
     private var metrics: RequestMetrics
     private var context: ChannelHandlerContext?
     private var performing = false
 
-    init(upstreams: any UpstreamProvider, metrics: RequestMetrics) {
+    init(upstreams: any UpstreamProvider, metrics: RequestMetrics, clientIdentity: ClientIdentityField = .untouched) {
+        machine = HTTP2StreamExchange(clientIdentity: clientIdentity)
         self.upstreams = upstreams
         self.metrics = metrics
     }

@@ -17,6 +17,7 @@ public final class ProxyMetrics: Sendable {
         var direction: Direction
         var target: String
         var tls: Bool
+        var clientID: String?
     }
 
     private let targets = NIOLockedValueBox<[TargetKey: TargetMetrics]>([:])
@@ -31,15 +32,17 @@ public final class ProxyMetrics: Sendable {
         MetricNameDescriptor(metricName: name, unitName: unit, helpText: help)
     }
 
-    public func target(_ direction: Direction, address: ListenAddress, tls: Bool) -> TargetMetrics {
+    /// `clientID`: the authenticated peer of a mesh TLS connection (inbound), as its TLS name.
+    public func target(_ direction: Direction, address: ListenAddress, tls: Bool, clientID: String? = nil) -> TargetMetrics {
         targets.withLockedValue { targets in
-            var key = TargetKey(direction: direction, target: address.description, tls: tls)
+            var key = TargetKey(direction: direction, target: address.description, tls: tls, clientID: clientID)
             if let existing = targets[key] { return existing }
             if targets.count >= maximumTargets {
                 key.target = "overflow"
+                key.clientID = key.clientID.map { _ in "overflow" }
                 if let existing = targets[key] { return existing }
             }
-            let created = TargetMetrics(registry: registry, direction: direction, target: key.target, tls: tls)
+            let created = TargetMetrics(registry: registry, direction: direction, target: key.target, tls: tls, clientID: key.clientID)
             targets[key] = created
             return created
         }
@@ -55,6 +58,15 @@ public final class ProxyMetrics: Sendable {
                                                              help: "Detections that ended by timeout (server-speaks-first or idle clients)."))
                 .increment()
         }
+    }
+
+    /// An inbound mesh TLS connection that did not authenticate (handshake failed or timed out).
+    public func recordMeshTLSFailure() {
+        registry.makeCounter(
+            descriptor: Self.descriptor("inbound_tls_handshake_failure", unit: "total",
+                                        help: "Inbound mesh TLS connections closed because the handshake or the client certificate failed."),
+            labels: []
+        ).increment()
     }
 
     public func recordRefused(_ direction: Direction) {
@@ -86,9 +98,10 @@ public final class TargetMetrics: Sendable {
     let writeBytes: Counter
     private let responses = NIOLockedValueBox<[Int: ResponseSeries]>([:])
 
-    init(registry: PrometheusCollectorRegistry, direction: Direction, target: String, tls: Bool) {
+    init(registry: PrometheusCollectorRegistry, direction: Direction, target: String, tls: Bool, clientID: String? = nil) {
         self.registry = registry
         labels = [("direction", direction.rawValue), ("target_addr", target), ("tls", tls ? "true" : "false")]
+            + (clientID.map { [("client_id", $0)] } ?? [])
         requests = registry.makeCounter(descriptor: ProxyMetrics.descriptor("request", unit: "total", help: "HTTP requests."), labels: labels)
         tcpOpen = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_open", unit: "total", help: "TCP connections opened."), labels: labels)
         tcpClose = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_close", unit: "total", help: "TCP connections closed."), labels: labels)

@@ -48,6 +48,10 @@ class App(BaseHTTPRequestHandler):
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)
         query = urllib.parse.parse_qs(url.query)
+        if url.path == "/client-id":
+            # Every needle-client-id field the request carried, in order, one per line ("-" for none).
+            seen = self.headers.get_all("needle-client-id") or []
+            return self.reply(200, ("\n".join(seen) if seen else "-").encode() + b"\n")
         if url.path == "/hello":
             return self.reply(200, b"hello from " + self.server.name.encode() + b"\n",
                               {"X-Seen-Host": self.headers.get("Host", ""), "X-Seen-Connection": self.headers.get("Connection", "")})

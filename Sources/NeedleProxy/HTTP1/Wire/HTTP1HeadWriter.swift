@@ -18,12 +18,20 @@ enum HTTP1HeadWriter {
     /// The request as the upstream gets it: HTTP/1.1 (the pool's connections are persistent), same method,
     /// target and framing fields.
     static func upstreamRequest(_ head: UnsafeRawBufferPointer, line: HTTP1HeadParser.RequestLine,
-                                nominated: [String], upgrade: String?, into buffer: inout ByteBuffer) {
+                                nominated: [String], upgrade: String?, clientIdentity: ClientIdentityField = .untouched,
+                                into buffer: inout ByteBuffer) {
         buffer.reserveCapacity(minimumWritableBytes: head.count + 32)
         buffer.writeBytes(UnsafeRawBufferPointer(rebasing: head[0..<line.targetEnd]))
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        copyFields(head, from: line.fieldsOffset, nominated: nominated, dropContentLength: false,
+        let dropped = clientIdentity == .untouched ? nominated : nominated + [ClientIdentityField.name]
+        copyFields(head, from: line.fieldsOffset, nominated: dropped, dropContentLength: false,
                    dropTransferEncoding: false, into: &buffer)
+        if case .set(let peer) = clientIdentity {
+            buffer.writeString(ClientIdentityField.name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(peer)
+            buffer.writeStaticString("\r\n")
+        }
         finish(connection: upgrade.map { .upgrade($0) } ?? .none, addChunked: false, into: &buffer)
     }
 

@@ -26,8 +26,11 @@ struct HTTP1RequestDecoder {
     private var unread = HTTP1Syntax.emptyBuffer
     private var state = State.head
     private var scanner = HTTP1HeadScanner(limit: maximumHeadBytes)
+    private let clientIdentity: ClientIdentityField
 
-    init() {}
+    init(clientIdentity: ClientIdentityField = .untouched) {
+        self.clientIdentity = clientIdentity
+    }
 
     mutating func received(_ bytes: ByteBuffer) {
         if unread.readableBytes == 0 {
@@ -102,7 +105,7 @@ struct HTTP1RequestDecoder {
         case .complete(let length):
             let head = unread.readSlice(length: length) ?? ByteBuffer()
             let parsed = head.withUnsafeReadableBytes { bytes in
-                Result { () throws(HTTP1WireError) in try Self.request(bytes) }
+                Result { () throws(HTTP1WireError) in try Self.request(bytes, clientIdentity: clientIdentity) }
             }
             switch parsed {
             case .success(let request):
@@ -117,7 +120,7 @@ struct HTTP1RequestDecoder {
     }
 
     /// Parses a complete request head and checks its framing (RFC 9112 §6.1, §6.3).
-    static func request(_ head: UnsafeRawBufferPointer) throws(HTTP1WireError) -> HTTP1RequestHead {
+    static func request(_ head: UnsafeRawBufferPointer, clientIdentity: ClientIdentityField = .untouched) throws(HTTP1WireError) -> HTTP1RequestHead {
         let line = try HTTP1HeadParser.requestLine(head)
         let facts = try HTTP1HeadParser.fields(head, from: line.fieldsOffset)
         let framing: HTTP1BodyFraming
@@ -140,7 +143,8 @@ struct HTTP1RequestDecoder {
         let keepAlive = line.version == .http1_1 ? !facts.connectionClose : (facts.connectionKeepAlive && !facts.connectionClose)
         let upgrade = facts.connectionUpgrade ? facts.upgrade.flatMap { $0.isEmpty ? nil : $0 } : nil
         var upstreamHead = ByteBufferAllocator().buffer(capacity: head.count + 48)
-        HTTP1HeadWriter.upstreamRequest(head, line: line, nominated: facts.nominated, upgrade: upgrade, into: &upstreamHead)
+        HTTP1HeadWriter.upstreamRequest(head, line: line, nominated: facts.nominated, upgrade: upgrade, clientIdentity: clientIdentity,
+                                        into: &upstreamHead)
         return HTTP1RequestHead(method: line.method, version: line.version, keepAlive: keepAlive, upgrade: upgrade,
                                 framing: framing, upstreamHead: upstreamHead)
     }
