@@ -78,6 +78,8 @@ class PodNetwork:
                     pass
             # Deleting a namespace removes its veth ends (and so their peers).
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            # Files a test gave the namespace (`ip netns exec` mounts /etc/netns/<ns>/* over /etc).
+            shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
         self.created = []
         shutil.rmtree(self.scratch, ignore_errors=True)
         return False

@@ -30,6 +30,7 @@ def wait_for(predicate, seconds, interval=0.25):
 
 
 WEB_NAME = "web.shop.serviceaccount.identity.needle.cluster.local"
+IDENTITY_HOST = "needle-identity.needle.svc.cluster.local"
 CLIENT_NAME = "client.shop.serviceaccount.identity.needle.cluster.local"
 
 
@@ -87,7 +88,8 @@ def main():
         pod = Pod(net, net.install(os.path.abspath(args.proxy)), net.install(os.path.abspath(args.init)))
         controller = net.install(os.path.abspath(args.controller))
         py = sys.executable
-        tools = {name: net.install(os.path.join(TOOLS, name)) for name in ("http_app.py", "token_review_api.py", "mtls_client.py")}
+        tools = {name: net.install(os.path.join(TOOLS, name))
+                 for name in ("http_app.py", "token_review_api.py", "mtls_client.py", "dns_server.py")}
         work = net.scratch
 
         anchor_key, anchor = make_ca(work)
@@ -110,6 +112,14 @@ def main():
         check("the controller is ready in its namespace",
               wait_for(lambda: net.run(net.external, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                                                       "http://127.0.0.1:9996/ready"]).stdout == "200", 20))
+        # The pod finds the identity service by its Service name, as the injector writes it, through its own
+        # resolv.conf (ip netns exec mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf).
+        dns_log = os.path.join(work, "dns.log")
+        net.spawn(net.external, [py, tools["dns_server.py"], "--host", EXT, "--record", f"{IDENTITY_HOST}={EXT}", "--log", dns_log],
+                  ready_line="ready")
+        os.makedirs(f"/etc/netns/{net.pod}", exist_ok=True)
+        with open(f"/etc/netns/{net.pod}/resolv.conf", "w") as f:
+            f.write(f"search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver {EXT}\noptions ndots:5\n")
         net.spawn(net.pod, [py, tools["http_app.py"], "--port", "8080", "--name", "app"], ready_line="ready")
         applied = net.run(net.pod, [pod.init, "--proxy-uid", "2102", "--inbound-ports-to-ignore", "4191"])
         check("needle-init applied", applied.returncode == 0, applied.stderr)
@@ -123,7 +133,7 @@ def main():
             anchors = f.read()
         env = {
             "NEEDLE_PROXY_INBOUND_IPS": POD, "NEEDLE_PROXY_INBOUND_PORTS": "8080",
-            "NEEDLE_PROXY_IDENTITY_SVC_ADDR": f"{EXT}:8080", "NEEDLE_PROXY_IDENTITY_SVC_NAME": CONTROLLER_NAME,
+            "NEEDLE_PROXY_IDENTITY_SVC_ADDR": f"{IDENTITY_HOST}.:8080", "NEEDLE_PROXY_IDENTITY_SVC_NAME": CONTROLLER_NAME,
             "NEEDLE_PROXY_IDENTITY_TRUST_ANCHORS": anchors, "NEEDLE_PROXY_IDENTITY_TOKEN_FILE": token,
             "NEEDLE_PROXY_IDENTITY_TRUST_DOMAIN": "cluster.local",
             "NEEDLE_POD_NAMESPACE": "shop", "NEEDLE_POD_SERVICE_ACCOUNT": "web", "NEEDLE_POD_NAME": "web-1",
@@ -148,6 +158,10 @@ def main():
         check("with a good token the proxy gets its certificate and becomes ready", wait_for(lambda: admin("/ready") == "200", 40))
         out = pod.curl(net.client, f"http://{POD}:8080/hello")
         check("traffic flows once it is ready", "hello from app" in out.stdout, out.stdout + out.stderr)
+        with open(dns_log) as f:
+            asked = f.read()
+        check("the proxy found the identity service by name through the pod's resolv.conf (absolute: no search domain tried)",
+              f"{IDENTITY_HOST} 1 known" in asked and "shop.svc" not in asked, asked[-300:])
         text = pod.metrics()
         expires = pod.metric(text, "identity_cert_expiration_timestamp_seconds")
         check("the certificate's expiry is exported (about a minute ahead)", time.time() + 20 < expires < time.time() + 70, expires)

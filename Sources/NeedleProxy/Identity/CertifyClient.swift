@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -16,12 +15,13 @@ struct CertifyClient: Sendable {
     let service: ControlPlaneService
     let context: NIOSSLContext
     let group: any EventLoopGroup
+    let resolver: DNSResolver
 
     /// A certificate chain is a few KiB; a refusal a line.
     static let maximumAnswerBytes = 64 * 1024
     static let timeout = TimeAmount.seconds(10)
 
-    init(service: ControlPlaneService, trustAnchors: [NIOSSLCertificate], group: any EventLoopGroup) throws {
+    init(service: ControlPlaneService, trustAnchors: [NIOSSLCertificate], group: any EventLoopGroup, resolver: DNSResolver) throws {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv13
         configuration.curves = IssuedIdentity.curves
@@ -30,28 +30,37 @@ struct CertifyClient: Sendable {
         self.service = service
         self.context = try NIOSSLContext(configuration: configuration)
         self.group = group
+        self.resolver = resolver
     }
 
     func certify(token: String, requestPEM: String) -> EventLoopFuture<Answer> {
         let loop = group.next()
-        let answer = AnswerOnce(promise: loop.makePromise(of: Answer.self))
+        let answer = FirstResult(loop.makePromise(of: Answer.self))
         let serverName = service.tlsName.description
         let context = self.context
-        let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-                    try sync.addHTTPClientHandlers()
-                    try sync.addHandler(AnswerCollector(answer: answer, limit: Self.maximumAnswerBytes))
+        // A bootstrap per connection attempt (bootstraps are not Sendable; attempts run in callbacks).
+        let bootstrap: @Sendable () -> ClientBootstrap = {
+            ClientBootstrap(group: loop)
+                .connectTimeout(.seconds(5))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                        try sync.addHTTPClientHandlers()
+                        try sync.addHandler(AnswerCollector(answer: answer, limit: Self.maximumAnswerBytes))
+                    }
                 }
-            }
-        let connected: EventLoopFuture<any Channel>
-        switch service.address.host {
-        case .ip(let ip): connected = bootstrap.connect(host: ip.description, port: service.address.port)
-        case .name(let name): connected = bootstrap.connect(host: name, port: service.address.port)
         }
+        let port = service.address.port
+        let addresses: EventLoopFuture<[SocketAddress]>
+        switch service.address.host {
+        case .ip(let ip):
+            addresses = loop.makeCompletedFuture { [try SocketAddress(ipAddress: ip.description, port: port)] }
+        case .name(let name):
+            let resolver = self.resolver
+            addresses = loop.makeFutureWithTask { try await resolver.resolve(name, port: port) }
+        }
+        let connected = addresses.flatMap { Self.connectFirst(bootstrap, $0[...], loop: loop) }
         connected.whenComplete { result in
             switch result {
             case .failure(let error):
@@ -77,25 +86,16 @@ struct CertifyClient: Sendable {
         }
         return answer.future
     }
-}
 
-/// The call's one result: whichever of the answer, the connection's end, an error or the timeout comes
-/// first completes it; the rest are ignored.
-private final class AnswerOnce: Sendable {
-    private let promise: NIOLockedValueBox<EventLoopPromise<CertifyClient.Answer>?>
-    let future: EventLoopFuture<CertifyClient.Answer>
-
-    init(promise: EventLoopPromise<CertifyClient.Answer>) {
-        self.promise = NIOLockedValueBox(promise)
-        future = promise.futureResult
-    }
-
-    func complete(_ result: Result<CertifyClient.Answer, any Error>) {
-        let pending = promise.withLockedValue { promise in
-            defer { promise = nil }
-            return promise
+    /// Each address in turn until one connects; the last error if none does.
+    private static func connectFirst(_ bootstrap: @escaping @Sendable () -> ClientBootstrap, _ addresses: ArraySlice<SocketAddress>,
+                                     loop: any EventLoop, lastError: (any Error)? = nil) -> EventLoopFuture<any Channel> {
+        guard let first = addresses.first else {
+            return loop.makeFailedFuture(lastError ?? IdentityError("no address to connect to"))
         }
-        pending?.completeWith(result)
+        return bootstrap().connect(to: first).flatMapError { error in
+            connectFirst(bootstrap, addresses.dropFirst(), loop: loop, lastError: error)
+        }
     }
 }
 
@@ -103,12 +103,12 @@ private final class AnswerOnce: Sendable {
 private final class AnswerCollector: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
-    private let answer: AnswerOnce
+    private let answer: FirstResult<CertifyClient.Answer>
     private let limit: Int
     private var status: Int?
     private var body: [UInt8] = []
 
-    init(answer: AnswerOnce, limit: Int) {
+    init(answer: FirstResult<CertifyClient.Answer>, limit: Int) {
         self.answer = answer
         self.limit = limit
     }

@@ -41,7 +41,8 @@ final class ProxyIdentity: Sendable {
         }
         guard !trustAnchors.isEmpty else { throw IdentityError("\(ProxyVariable.identityTrustAnchors.rawValue) holds no certificate") }
         do {
-            client = try CertifyClient(service: settings.service, trustAnchors: trustAnchors, group: group)
+            client = try CertifyClient(service: settings.service, trustAnchors: trustAnchors, group: group,
+                                       resolver: DNSResolver.system(group: group))
         } catch {
             throw IdentityError("cannot make the TLS client for the identity service: \(error)")
         }
