@@ -134,6 +134,7 @@ let package = Package(
         .executableTarget(name: "needle-fuzz-http1-exchange", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/HTTP1Exchange"),
         .executableTarget(name: "needle-fuzz-protocol-detection", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/ProtocolDetection"),
         .executableTarget(name: "needle-fuzz-http1-wire", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/HTTP1Wire"),
+        .executableTarget(name: "needle-fuzz-dns-answer", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/DNSAnswer"),
         // needle-init: the iptables plan (pure) and its application. No Foundation: it ships in the proxy image.
         .target(name: "NeedleInit", dependencies: ["NeedleContract"]),
         .executableTarget(

@@ -64,6 +64,28 @@ struct FuzzHarnessTests {
         #expect(ProtocolDetectionHarness.check(Array(repeating: UInt8(ascii: "A"), count: ProtocolDetector.maximumBytes)).isEmpty)
     }
 
+    @Test("DNS answers: 4,000 mutated and random datagrams keep every property")
+    func dnsSweep() {
+        var generator = Generator(state: 0xA076_1D64_78BD_642F)
+        let seeds = (try? Self.regressions("dns-answer").map(\.bytes)) ?? []
+        for round in 0..<4000 {
+            var input = seeds.isEmpty || round % 2 == 1 ? generator.bytes(maximumCount: 96) : seeds[round % seeds.count]
+            for _ in 0..<(input.isEmpty ? 0 : 1 + Int(generator.next() % 4)) {
+                input[Int(generator.next() % UInt64(input.count))] = UInt8(truncatingIfNeeded: generator.next())
+            }
+            let violations = DNSAnswerHarness.check(input)
+            #expect(violations.isEmpty, "input \(input): \(violations)")
+            if !violations.isEmpty { return }
+        }
+    }
+
+    @Test("DNS answers: inputs fuzzers found stay fixed")
+    func dnsRegressions() throws {
+        for (name, bytes) in try Self.regressions("dns-answer") {
+            #expect(DNSAnswerHarness.check(bytes).isEmpty, "\(name)")
+        }
+    }
+
     @Test("protocol detection: inputs fuzzers found stay fixed")
     func detectionRegressions() throws {
         for (name, bytes) in try Self.regressions("protocol-detection") {
