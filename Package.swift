@@ -171,7 +171,7 @@ let package = Package(
         // needle install / inject: manifests, certificates, offline workload injection.
         .target(
             name: "NeedleInstall",
-            dependencies: ["NeedleInjection", "NeedleWebhook", .product(name: "Yams", package: "Yams")]
+            dependencies: ["NeedleInjection", "NeedleWebhook", "NeedleIdentity", .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
             name: "needle",

@@ -15,6 +15,7 @@ public struct InstallOptions: Sendable {
     public var proxyImage: String?
     public var injectorImage = "ghcr.io/needle-mesh/needle-injector:\(Mesh.version)"
     public var clusterDomain = "cluster.local"
+    public var controllerReplicas = 2
 
     public init() {}
 
@@ -70,13 +71,16 @@ public struct InstallManifest {
         return .map(pairs)
     }
 
-    public func objects(certificates: InstallCertificates?) throws -> [YAMLValue] {
-        var objects: [YAMLValue] = [namespaceObject, serviceAccount, clusterRole, clusterRoleBinding, try configMap]
+    /// `identity`: the mesh PKI; with it the injector turns identity on and the controller's objects follow
+    /// the injector's. Without it (the cert-manager flavour of Deploy/, for now) identity stays off.
+    public func objects(certificates: InstallCertificates?, identity: InstallIdentity? = nil) throws -> [YAMLValue] {
+        var objects: [YAMLValue] = [namespaceObject, serviceAccount, clusterRole, clusterRoleBinding, configMap(identity: identity != nil)]
         if let certificates { objects.append(secret(certificates)) }
-        objects.append(deployment)
+        objects.append(deployment(identity: identity != nil))
         if options.highAvailability { objects.append(podDisruptionBudget) }
         objects.append(service)
         objects.append(webhookConfiguration(caPEM: certificates?.caPEM))
+        if let identity { objects += controllerObjects(identity: identity) }
         return objects
     }
 
@@ -103,7 +107,7 @@ public struct InstallManifest {
     }
 
     /// The injector configuration file: the embedded defaults with this install's choices.
-    var configurationText: String {
+    func configurationText(identity: Bool) -> String {
         var configuration = InjectorConfiguration()
         if let proxyImage = options.proxyImage { configuration.proxyImage = proxyImage }
         configuration.controlPlaneNamespace = ns
@@ -123,15 +127,13 @@ public struct InstallManifest {
             ("shutdownGracePeriod", configuration.shutdownGracePeriod.description),
             ("proxyAdminShutdown", configuration.proxyAdminShutdown ? "true" : "false"),
             ("controlPlaneNamespace", configuration.controlPlaneNamespace), ("clusterDomain", configuration.clusterDomain),
-        ]
+        ] + (identity ? [("trustAnchorsFile", Self.trustAnchorsFile)] : [])
         return lines.map { "\($0.0): \"\($0.1)\"" }.joined(separator: "\n") + "\n"
     }
 
-    var configMap: YAMLValue {
-        get throws {
-            ["apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(Self.configMapName),
-             "data": ["config.yaml": .string(configurationText)]]
-        }
+    func configMap(identity: Bool) -> YAMLValue {
+        ["apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(Self.configMapName),
+         "data": ["config.yaml": .string(configurationText(identity: identity))]]
     }
 
     func secret(_ certificates: InstallCertificates) -> YAMLValue {
@@ -143,24 +145,21 @@ public struct InstallManifest {
 
     var selectorLabels: YAMLValue { ["app.kubernetes.io/name": .string(name)] }
 
-    var deployment: YAMLValue {
+    func deployment(identity: Bool) -> YAMLValue {
         let replicas = options.highAvailability ? max(options.replicas, 3) : options.replicas
+        var volumes: [YAMLValue] = [
+            ["name": "tls", "secret": ["secretName": .string(Self.tlsSecretName)]],
+            ["name": "config", "configMap": ["name": .string(Self.configMapName)]],
+        ]
+        if identity { volumes.append(["name": "trust-roots", "configMap": ["name": .string(Mesh.trustRootsConfigMap)]]) }
         var podSpec: [(String, YAMLValue)] = [
             ("serviceAccountName", .string(name)),
-            ("securityContext", ["runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": ["type": "RuntimeDefault"]]),
+            ("securityContext", Self.podSecurityContext),
             ("terminationGracePeriodSeconds", 30),
-            ("containers", [container]),
-            ("volumes", [
-                ["name": "tls", "secret": ["secretName": .string(Self.tlsSecretName)]],
-                ["name": "config", "configMap": ["name": .string(Self.configMapName)]],
-            ]),
+            ("containers", [container(identity: identity)]),
+            ("volumes", .list(volumes)),
         ]
-        if options.highAvailability {
-            podSpec.append(("affinity", ["podAntiAffinity": ["preferredDuringSchedulingIgnoredDuringExecution": [[
-                "weight": 100,
-                "podAffinityTerm": ["labelSelector": ["matchLabels": selectorLabels], "topologyKey": "kubernetes.io/hostname"],
-            ]]]]))
-        }
+        if options.highAvailability { podSpec.append(("affinity", Self.spreadAcrossNodes(selectorLabels))) }
         return ["apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(name),
                 "spec": ["replicas": .int(replicas),
                          "selector": ["matchLabels": selectorLabels],
@@ -169,8 +168,11 @@ public struct InstallManifest {
                                       "spec": .map(podSpec)]]]
     }
 
-    var container: YAMLValue {
-        ["name": .string(name), "image": .string(options.injectorImage), "imagePullPolicy": "IfNotPresent",
+    func container(identity: Bool) -> YAMLValue {
+        var mounts: [YAMLValue] = [["name": "tls", "mountPath": "/var/run/needle/tls", "readOnly": true],
+                                   ["name": "config", "mountPath": "/etc/needle", "readOnly": true]]
+        if identity { mounts.append(["name": "trust-roots", "mountPath": .string(Self.trustRootsMountPath), "readOnly": true]) }
+        return ["name": .string(name), "image": .string(options.injectorImage), "imagePullPolicy": "IfNotPresent",
          "args": ["--tls-cert", "/var/run/needle/tls/tls.crt", "--tls-key", "/var/run/needle/tls/tls.key",
                   "--config", "/etc/needle/config.yaml"],
          "ports": [["name": "https", "containerPort": .int(Mesh.injectorPort), "protocol": "TCP"],
@@ -180,8 +182,20 @@ public struct InstallManifest {
          "resources": ["requests": ["cpu": "50m", "memory": "64Mi"], "limits": ["memory": "256Mi"]],
          "securityContext": ["allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                              "capabilities": ["drop": ["ALL"]]],
-         "volumeMounts": [["name": "tls", "mountPath": "/var/run/needle/tls", "readOnly": true],
-                          ["name": "config", "mountPath": "/etc/needle", "readOnly": true]]]
+         "volumeMounts": .list(mounts)]
+    }
+
+    /// Non-root, with the default seccomp profile: every control-plane pod.
+    static let podSecurityContext: YAMLValue = [
+        "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": ["type": "RuntimeDefault"],
+    ]
+
+    /// Replicas on different nodes where possible (`--ha`).
+    static func spreadAcrossNodes(_ selector: YAMLValue) -> YAMLValue {
+        ["podAntiAffinity": ["preferredDuringSchedulingIgnoredDuringExecution": [[
+            "weight": 100,
+            "podAffinityTerm": ["labelSelector": ["matchLabels": selector], "topologyKey": "kubernetes.io/hostname"],
+        ]]]]
     }
 
     var podDisruptionBudget: YAMLValue {

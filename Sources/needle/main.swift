@@ -108,6 +108,16 @@ struct Install: ParsableCommand {
     var caKey: String?
     @Option(help: "Write the CA (ca.crt, ca.key) to this directory, for upgrades.")
     var caOut: String?
+    @Option(help: "needle-controller replicas (3 or more with --ha).")
+    var controllerReplicas = 2
+    @Option(help: "PEM bundle of the mesh's trust anchors (default: a new trust anchor, 10 years).")
+    var identityTrustAnchors: String?
+    @Option(help: "PEM issuer certificate, an intermediate CA signed by a trust anchor (default: a new one, 1 year).")
+    var identityIssuerCert: String?
+    @Option(help: "PEM ECDSA P-256 key of --identity-issuer-cert.")
+    var identityIssuerKey: String?
+    @Option(help: "Write the identity PKI (trust-anchors.crt, issuer.crt, issuer.key) to this directory, for upgrades.")
+    var identityOut: String?
 
     func validate() throws {
         if let failurePolicy, !InstallOptions.failurePolicies.contains(failurePolicy) {
@@ -115,6 +125,11 @@ struct Install: ParsableCommand {
         }
         guard (1...100).contains(replicas) else { throw ValidationError("--replicas must be 1 to 100") }
         if (caCert == nil) != (caKey == nil) { throw ValidationError("--ca-cert and --ca-key go together") }
+        let identityFlags = [identityTrustAnchors, identityIssuerCert, identityIssuerKey].filter { $0 != nil }.count
+        if identityFlags != 0 && identityFlags != 3 {
+            throw ValidationError("--identity-trust-anchors, --identity-issuer-cert and --identity-issuer-key go together")
+        }
+        guard (1...100).contains(controllerReplicas) else { throw ValidationError("--controller-replicas must be 1 to 100") }
         guard Self.isDNSLabel(namespace) else {
             throw ValidationError("--namespace \"\(namespace)\" is not a valid namespace name (lower-case letters, digits, '-', at most 63)")
         }
@@ -133,6 +148,7 @@ struct Install: ParsableCommand {
         options.failurePolicy = failurePolicy ?? (ha ? "Fail" : "Ignore")
         options.proxyImage = proxyImage
         options.injectorImage = injectorImage
+        options.controllerReplicas = controllerReplicas
         let manifest = InstallManifest(options: options)
         do {
             var authority: CertificateAuthority? = nil
@@ -149,7 +165,25 @@ struct Install: ParsableCommand {
             } else if authority == nil {
                 printError("needle install: made a new CA; to keep it for upgrades, run with --ca-out DIR (or pass --ca-cert/--ca-key)")
             }
-            print(try YAMLValue.stream(try manifest.objects(certificates: certificates)), terminator: "")
+            let identity: InstallIdentity
+            if let identityTrustAnchors, let identityIssuerCert, let identityIssuerKey {
+                identity = try InstallIdentity.checked(trustAnchorsPEM: String(contentsOfFile: identityTrustAnchors, encoding: .utf8),
+                                                       issuerCertificatePEM: String(contentsOfFile: identityIssuerCert, encoding: .utf8),
+                                                       issuerKeyPEM: String(contentsOfFile: identityIssuerKey, encoding: .utf8))
+            } else {
+                identity = try InstallIdentity.make(trustDomain: options.clusterDomain)
+                if identityOut == nil {
+                    printError("needle install: made a new identity trust anchor and issuer; to keep them for upgrades, run with --identity-out DIR")
+                }
+            }
+            if let identityOut {
+                try FileManager.default.createDirectory(atPath: identityOut, withIntermediateDirectories: true)
+                try Data(identity.trustAnchorsPEM.utf8).write(to: URL(filePath: identityOut + "/trust-anchors.crt"))
+                try Data(identity.issuerCertificatePEM.utf8).write(to: URL(filePath: identityOut + "/issuer.crt"))
+                try Data(identity.issuerKeyPEM.utf8).write(to: URL(filePath: identityOut + "/issuer.key"))
+                try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: identityOut + "/issuer.key")
+            }
+            print(try YAMLValue.stream(try manifest.objects(certificates: certificates, identity: identity)), terminator: "")
         } catch {
             printError("needle install: \(error)")
             throw ExitCode(1)

@@ -44,6 +44,30 @@ struct InstallTests {
         #expect(deployment["spec"]?["template"]?["metadata"]?["labels"]?[MeshKey.controlPlaneComponentLabel]?.stringValue == "injector")
     }
 
+    @Test("with the identity PKI, the controller's objects follow and the injector turns identity on")
+    func identity() throws {
+        let identity = try InstallIdentity.make(trustDomain: "cluster.local")
+        // What install makes is what the controller will accept.
+        _ = try InstallIdentity.checked(trustAnchorsPEM: identity.trustAnchorsPEM, issuerCertificatePEM: identity.issuerCertificatePEM,
+                                        issuerKeyPEM: identity.issuerKeyPEM)
+        let manifest = InstallManifest(options: InstallOptions())
+        let (certificates, _) = try InstallCertificates.make(manifest: manifest, authority: nil)
+        let all = try manifest.objects(certificates: certificates, identity: identity)
+        let names = all.compactMap { object -> String? in
+            guard let kind = object["kind"]?.stringValue, let name = object["metadata"]?["name"]?.stringValue else { return nil }
+            return "\(kind)/\(name)"
+        }
+        for expected in ["ConfigMap/needle-identity-trust-roots", "Secret/needle-identity-issuer", "ServiceAccount/needle-controller",
+                         "ClusterRole/needle-controller", "ClusterRoleBinding/needle-controller", "Deployment/needle-controller",
+                         "Service/needle-identity"] {
+            #expect(names.contains(expected), "\(expected)")
+        }
+        let config = all.first { $0["metadata"]?["name"]?.stringValue == InstallManifest.configMapName }?["data"]?["config.yaml"]?.stringValue ?? ""
+        #expect(config.contains("trustAnchorsFile: \"\(InstallManifest.trustAnchorsFile)\""))
+        // Without the PKI (Deploy/'s cert-manager flavour for now) identity stays off.
+        #expect(!(try manifest.objects(certificates: nil)).contains { $0["metadata"]?["name"]?.stringValue == "needle-controller" })
+    }
+
     @Test("the webhook never matches its own namespace, kube-system or kube-node-lease")
     func selectors() throws {
         let all = try objects { $0.namespace = "mesh-system" }

@@ -34,6 +34,57 @@ def by_kind(documents, kind):
     return [d for d in documents if d and d.get("kind") == kind]
 
 
+def named(documents, kind, name):
+    found = [d for d in by_kind(documents, kind) if d["metadata"]["name"] == name]
+    return found[0] if found else None
+
+
+def check_identity(label, documents, work):
+    """needle-controller's objects: the PKI, RBAC, the Deployment and Service, and the injector's trust anchors."""
+    roots = named(documents, "ConfigMap", "needle-identity-trust-roots")
+    issuer = named(documents, "Secret", "needle-identity-issuer")
+    deployment = named(documents, "Deployment", "needle-controller")
+    service = named(documents, "Service", "needle-identity")
+    role = named(documents, "ClusterRole", "needle-controller")
+    check(f"{label}: the controller's ConfigMap, Secret, Deployment, Service and ClusterRole are there",
+          all(x is not None for x in (roots, issuer, deployment, service, role)))
+    if not all(x is not None for x in (roots, issuer, deployment, service, role)):
+        return None
+    pod = deployment["spec"]["template"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    args = pod["spec"]["containers"][0]["args"]
+    flag = lambda name: args[args.index(name) + 1] if name in args else None
+    check(f"{label}: the controller mounts the issuer Secret and the trust roots where its flags point",
+          volumes["issuer"]["secret"]["secretName"] == "needle-identity-issuer"
+          and volumes["trust-roots"]["configMap"]["name"] == "needle-identity-trust-roots"
+          and flag("--issuer-cert") == mounts["issuer"] + "/tls.crt" and flag("--issuer-key") == mounts["issuer"] + "/tls.key"
+          and flag("--trust-anchors") == mounts["trust-roots"] + "/ca-bundle.crt"
+          and pod["metadata"]["labels"].get("needle.dev/control-plane-component") == "controller")
+    check(f"{label}: the needle-identity Service selects the controller's pods on port 8080",
+          all(pod["metadata"]["labels"].get(k) == v for k, v in service["spec"]["selector"].items())
+          and service["spec"]["ports"][0]["port"] == 8080 and service["spec"]["ports"][0]["targetPort"] == "identity")
+    check(f"{label}: RBAC lets the controller create TokenReviews and watch pods, services and endpointslices",
+          any(r["apiGroups"] == ["authentication.k8s.io"] and r["resources"] == ["tokenreviews"] and r["verbs"] == ["create"]
+              for r in role["rules"])
+          and any("endpointslices" in r["resources"] and "watch" in r["verbs"] for r in role["rules"]))
+    injector = named(documents, "Deployment", "needle-injector")
+    config = yaml.safe_load(named(documents, "ConfigMap", "needle-injector-config")["data"]["config.yaml"])
+    injector_mounts = {m["name"]: m["mountPath"] for m in injector["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    check(f"{label}: the injector reads the trust anchors from the mounted trust roots (identity on)",
+          config.get("trustAnchorsFile") == injector_mounts.get("trust-roots", "?") + "/ca-bundle.crt")
+    anchors, issuer_crt = (os.path.join(work, f"{label}-{n}") for n in ("anchors.pem", "issuer.pem"))
+    with open(anchors, "w") as f:
+        f.write(roots["data"]["ca-bundle.crt"])
+    with open(issuer_crt, "wb") as f:
+        f.write(base64.b64decode(issuer["data"]["tls.crt"]))
+    verify = subprocess.run(["openssl", "verify", "-CAfile", anchors, issuer_crt], capture_output=True, text=True)
+    text = subprocess.run(["openssl", "x509", "-in", issuer_crt, "-noout", "-text"], capture_output=True, text=True).stdout
+    check(f"{label}: openssl verifies the issuer against the trust anchors, and it is a CA that may sign",
+          verify.returncode == 0 and "CA:TRUE" in text and "Certificate Sign" in text, verify.stderr + text[-300:])
+    return roots["data"]["ca-bundle.crt"], deployment
+
+
 def check_install(needle, label, args, work):
     out = subprocess.run([needle, "install", *args], capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
@@ -43,16 +94,16 @@ def check_install(needle, label, args, work):
     validate_all(label, documents)
     ns = by_kind(documents, "Namespace")[0]["metadata"]["name"]
     webhook = by_kind(documents, "MutatingWebhookConfiguration")[0]["webhooks"][0]
-    service = by_kind(documents, "Service")[0]
-    deployment = by_kind(documents, "Deployment")[0]
-    secret = by_kind(documents, "Secret")[0]
+    service = named(documents, "Service", "needle-injector")
+    deployment = named(documents, "Deployment", "needle-injector")
+    secret = named(documents, "Secret", "needle-injector-tls")
     svc = webhook["clientConfig"]["service"]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     consistent = (svc["name"] == service["metadata"]["name"] and svc["namespace"] == ns and svc["path"] == "/inject"
                   and all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
                   and any(v.get("secret", {}).get("secretName") == secret["metadata"]["name"] for v in volumes)
-                  and deployment["spec"]["template"]["spec"]["serviceAccountName"] == by_kind(documents, "ServiceAccount")[0]["metadata"]["name"]
+                  and named(documents, "ServiceAccount", deployment["spec"]["template"]["spec"]["serviceAccountName"]) is not None
                   and webhook["name"] == "needle-injector.needle.dev" and webhook["sideEffects"] == "None"
                   and webhook["admissionReviewVersions"] == ["v1"] and webhook["timeoutSeconds"] == 10)
     check(f"{label}: webhook, Service, Secret and Deployment refer to each other", consistent)
@@ -80,7 +131,8 @@ def main():
     args = parser.parse_args()
     needle = os.path.abspath(args.needle)
     with tempfile.TemporaryDirectory() as work:
-        first = check_install(needle, "default", ["--ca-out", os.path.join(work, "ca")], work)
+        first = check_install(needle, "default", ["--ca-out", os.path.join(work, "ca"), "--identity-out", os.path.join(work, "identity")], work)
+        first_identity = check_identity("default", first[0], work) if first else None
         ha = check_install(needle, "ha", ["--ha", "--namespace", "mesh"], work)
         if ha:
             docs = ha[0]
@@ -88,9 +140,25 @@ def main():
                   by_kind(docs, "Deployment")[0]["spec"]["replicas"] == 3 and by_kind(docs, "PodDisruptionBudget")
                   and "affinity" in by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
                   and by_kind(docs, "MutatingWebhookConfiguration")[0]["webhooks"][0]["failurePolicy"] == "Fail")
+            controller = named(docs, "Deployment", "needle-controller")
+            check("ha: the controller too: 3 replicas, its own PodDisruptionBudget, anti-affinity",
+                  controller is not None and controller["spec"]["replicas"] == 3 and named(docs, "PodDisruptionBudget", "needle-controller")
+                  and "affinity" in controller["spec"]["template"]["spec"])
         kept = check_install(needle, "upgrade", ["--ca-cert", os.path.join(work, "ca", "ca.crt"), "--ca-key", os.path.join(work, "ca", "ca.key")], work)
         if first and kept:
             check("upgrade with --ca-cert/--ca-key keeps the caBundle", open(first[1], "rb").read() == open(kept[1], "rb").read())
+        identity_dir = os.path.join(work, "identity")
+        again = check_install(needle, "identity-upgrade", ["--identity-trust-anchors", os.path.join(identity_dir, "trust-anchors.crt"),
+                                                           "--identity-issuer-cert", os.path.join(identity_dir, "issuer.crt"),
+                                                           "--identity-issuer-key", os.path.join(identity_dir, "issuer.key")], work)
+        if first_identity and again:
+            kept_identity = check_identity("identity-upgrade", again[0], work)
+            check("upgrade with --identity-* keeps the trust anchors", kept_identity is not None and kept_identity[0] == first_identity[0])
+        foreign = subprocess.run([needle, "install", "--identity-trust-anchors", first[1] if first else "/dev/null",
+                                  "--identity-issuer-cert", os.path.join(identity_dir, "issuer.crt"),
+                                  "--identity-issuer-key", os.path.join(identity_dir, "issuer.key")], capture_output=True, text=True)
+        check("an issuer the given trust anchors did not sign fails the install, saying why",
+              foreign.returncode != 0 and "not signed by" in foreign.stderr, foreign.stderr[-300:])
         bad = subprocess.run([needle, "install", "--failure-policy", "Sometimes"], capture_output=True, text=True)
         check("a bad flag exits non-zero and says what is accepted", bad.returncode != 0 and "Ignore or Fail" in bad.stderr, bad.stderr)
 

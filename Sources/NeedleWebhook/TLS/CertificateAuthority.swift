@@ -64,6 +64,31 @@ public struct CertificateAuthority: Sendable {
         get throws { try certificate.serializeAsPEM().pemString }
     }
 
+    /// An intermediate CA signed by this one (the mesh's identity issuer): it may sign leaf certificates
+    /// only (path length 0).
+    public func issueIntermediate(commonName: String, validity: TimeInterval, now: Date = Date()) throws -> CertificateAuthority {
+        let key = P256.Signing.PrivateKey()
+        let publicKey = Certificate.PublicKey(key.publicKey)
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: publicKey,
+            notValidBefore: now - 300,
+            notValidAfter: min(now + validity, self.certificate.notValidAfter),
+            issuer: self.certificate.subject,
+            subject: try DistinguishedName { CommonName(commonName) },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                SubjectKeyIdentifier(hash: publicKey)
+                AuthorityKeyIdentifier(keyIdentifier: try self.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+            },
+            issuerPrivateKey: Certificate.PrivateKey(privateKey)
+        )
+        return CertificateAuthority(certificate: certificate, privateKey: key)
+    }
+
     /// A server certificate for the given DNS names and IP addresses, signed by this CA.
     public func issueServerCertificate(dnsNames: [String], ipAddresses: [[UInt8]] = [], validity: TimeInterval,
                                        now: Date = Date()) throws -> Issued {
