@@ -8,7 +8,7 @@ import NeedleWebhook
 
 /// The mesh's identity PKI as `needle install` ships it (DESIGN §7): the trust anchors every proxy trusts,
 /// and the issuer (an intermediate CA signed by a trust anchor) the controller signs with.
-public struct InstallIdentity: Sendable {
+public struct InstallIdentity: Equatable, Sendable {
     public var trustAnchorsPEM: String
     public var issuerCertificatePEM: String
     public var issuerKeyPEM: String

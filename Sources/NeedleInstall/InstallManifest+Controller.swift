@@ -8,6 +8,17 @@ import NeedleContract
 /// needle-controller's objects (DESIGN §7): the identity PKI (trust roots ConfigMap, issuer Secret), its
 /// service account and RBAC, its Deployment and the `needle-identity` Service. The `needle-destination`
 /// Service comes with the destination service itself.
+/// Where the identity PKI of an install comes from.
+public enum IdentitySource: Equatable, Sendable {
+    /// No identity: proxies run plaintext.
+    case none
+    /// Made or given by `needle install`: a trust-roots ConfigMap and an issuer Secret in the manifest.
+    case shipped(InstallIdentity)
+    /// Made in the cluster by cert-manager (Deploy/): a self-signed trust anchor and an issuer Certificate
+    /// signed by it; the trust anchor is the issuer Secret's `ca.crt`.
+    case certManager
+}
+
 extension InstallManifest {
     public static let controllerName = "needle-controller"
     /// Where the injector and the controller find the trust anchors (the ConfigMap, mounted).
@@ -22,15 +33,35 @@ extension InstallManifest {
 
     var controllerSelector: YAMLValue { ["app.kubernetes.io/name": .string(Self.controllerName)] }
 
-    func controllerObjects(identity: InstallIdentity) -> [YAMLValue] {
-        var objects: [YAMLValue] = [
-            ["apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(Mesh.trustRootsConfigMap, labels: controllerLabels),
-             "data": .map([(Mesh.trustRootsKey, .string(identity.trustAnchorsPEM))])],
-            ["apiVersion": "v1", "kind": "Secret", "metadata": metadata(Mesh.issuerSecret, labels: controllerLabels),
-             "type": "kubernetes.io/tls",
-             "data": ["tls.crt": .string(Data(identity.issuerCertificatePEM.utf8).base64EncodedString()),
-                      "tls.key": .string(Data(identity.issuerKeyPEM.utf8).base64EncodedString()),
-                      "ca.crt": .string(Data(identity.trustAnchorsPEM.utf8).base64EncodedString())]],
+    /// The trust anchors as a volume, mounted at `trustRootsMountPath` by the injector and the controller:
+    /// the ConfigMap `needle install` ships, or only the `ca.crt` of cert-manager's issuer Secret (the key
+    /// never reaches the injector's pod).
+    func trustRootsVolume(_ identity: IdentitySource) -> YAMLValue? {
+        switch identity {
+        case .none:
+            return nil
+        case .shipped:
+            return ["name": "trust-roots", "configMap": ["name": .string(Mesh.trustRootsConfigMap)]]
+        case .certManager:
+            return ["name": "trust-roots", "secret": ["secretName": .string(Mesh.issuerSecret),
+                                                      "items": [["key": "ca.crt", "path": .string(Mesh.trustRootsKey)]]]]
+        }
+    }
+
+    func controllerObjects(identity: IdentitySource) -> [YAMLValue] {
+        var objects: [YAMLValue] = []
+        if case .shipped(let pki) = identity {
+            objects += [
+                ["apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(Mesh.trustRootsConfigMap, labels: controllerLabels),
+                 "data": .map([(Mesh.trustRootsKey, .string(pki.trustAnchorsPEM))])],
+                ["apiVersion": "v1", "kind": "Secret", "metadata": metadata(Mesh.issuerSecret, labels: controllerLabels),
+                 "type": "kubernetes.io/tls",
+                 "data": ["tls.crt": .string(Data(pki.issuerCertificatePEM.utf8).base64EncodedString()),
+                          "tls.key": .string(Data(pki.issuerKeyPEM.utf8).base64EncodedString()),
+                          "ca.crt": .string(Data(pki.trustAnchorsPEM.utf8).base64EncodedString())]],
+            ]
+        }
+        objects += [
             ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(Self.controllerName, labels: controllerLabels)],
             ["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
              "metadata": metadata(Self.controllerName, namespaced: false, labels: controllerLabels),
@@ -43,7 +74,7 @@ extension InstallManifest {
              "metadata": metadata(Self.controllerName, namespaced: false, labels: controllerLabels),
              "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": .string(Self.controllerName)],
              "subjects": [["kind": "ServiceAccount", "name": .string(Self.controllerName), "namespace": .string(ns)]]],
-            controllerDeployment,
+            controllerDeployment(identity: identity),
         ]
         if options.highAvailability {
             objects.append(["apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata(Self.controllerName, labels: controllerLabels),
@@ -56,9 +87,29 @@ extension InstallManifest {
     }
 
     /// Two replicas (a certify call must not wait for one pod's restart), three with `--ha`.
+    /// cert-manager's side of the identity PKI (Deploy/): a self-signed trust anchor (10 years), a CA Issuer
+    /// from it, and the issuer Certificate (1 year, renewed a month ahead) the controller signs with.
+    var identityCertManagerObjects: [YAMLValue] {
+        let anchor = "needle-identity-trust-anchor"
+        return [
+            ["apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": metadata(anchor, labels: controllerLabels),
+             "spec": ["isCA": true, "commonName": .string("root.identity.needle.\(options.clusterDomain)"), "secretName": .string(anchor),
+                      "duration": "87600h", "privateKey": ["algorithm": "ECDSA", "size": 256],
+                      "issuerRef": ["name": "needle-selfsigned", "kind": "Issuer"]]],
+            ["apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": metadata(anchor, labels: controllerLabels),
+             "spec": ["ca": ["secretName": .string(anchor)]]],
+            ["apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": metadata(Mesh.issuerSecret, labels: controllerLabels),
+             "spec": ["isCA": true, "commonName": .string("identity.needle.\(options.clusterDomain)"), "secretName": .string(Mesh.issuerSecret),
+                      "duration": "8760h", "renewBefore": "720h",
+                      "privateKey": ["algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"],
+                      "usages": ["cert sign", "crl sign"],
+                      "issuerRef": ["name": .string(anchor), "kind": "Issuer"]]],
+        ]
+    }
+
     var controllerReplicas: Int { options.highAvailability ? max(options.controllerReplicas, 3) : options.controllerReplicas }
 
-    var controllerDeployment: YAMLValue {
+    func controllerDeployment(identity: IdentitySource) -> YAMLValue {
         let container: YAMLValue = [
             "name": .string(Self.controllerName), "image": .string(options.injectorImage), "imagePullPolicy": "IfNotPresent",
             "command": ["/usr/local/bin/needle-controller"],
@@ -81,10 +132,8 @@ extension InstallManifest {
             ("securityContext", Self.podSecurityContext),
             ("terminationGracePeriodSeconds", 30),
             ("containers", [container]),
-            ("volumes", [
-                ["name": "issuer", "secret": ["secretName": .string(Mesh.issuerSecret)]],
-                ["name": "trust-roots", "configMap": ["name": .string(Mesh.trustRootsConfigMap)]],
-            ]),
+            ("volumes", .list([["name": "issuer", "secret": ["secretName": .string(Mesh.issuerSecret)]]]
+                + (trustRootsVolume(identity).map { [$0] } ?? []))),
         ]
         if options.highAvailability { podSpec.append(("affinity", Self.spreadAcrossNodes(controllerSelector))) }
         return ["apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(Self.controllerName, labels: controllerLabels),

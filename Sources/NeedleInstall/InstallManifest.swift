@@ -71,16 +71,17 @@ public struct InstallManifest {
         return .map(pairs)
     }
 
-    /// `identity`: the mesh PKI; with it the injector turns identity on and the controller's objects follow
-    /// the injector's. Without it (the cert-manager flavour of Deploy/, for now) identity stays off.
-    public func objects(certificates: InstallCertificates?, identity: InstallIdentity? = nil) throws -> [YAMLValue] {
-        var objects: [YAMLValue] = [namespaceObject, serviceAccount, clusterRole, clusterRoleBinding, configMap(identity: identity != nil)]
+    /// `identity`: where the mesh PKI comes from; with one, the injector turns identity on and the
+    /// controller's objects follow the injector's.
+    public func objects(certificates: InstallCertificates?, identity: IdentitySource = .none) throws -> [YAMLValue] {
+        let on = identity != .none
+        var objects: [YAMLValue] = [namespaceObject, serviceAccount, clusterRole, clusterRoleBinding, configMap(identity: on)]
         if let certificates { objects.append(secret(certificates)) }
-        objects.append(deployment(identity: identity != nil))
+        objects.append(deployment(identity: identity))
         if options.highAvailability { objects.append(podDisruptionBudget) }
         objects.append(service)
         objects.append(webhookConfiguration(caPEM: certificates?.caPEM))
-        if let identity { objects += controllerObjects(identity: identity) }
+        if on { objects += controllerObjects(identity: identity) }
         return objects
     }
 
@@ -145,18 +146,18 @@ public struct InstallManifest {
 
     var selectorLabels: YAMLValue { ["app.kubernetes.io/name": .string(name)] }
 
-    func deployment(identity: Bool) -> YAMLValue {
+    func deployment(identity: IdentitySource) -> YAMLValue {
         let replicas = options.highAvailability ? max(options.replicas, 3) : options.replicas
         var volumes: [YAMLValue] = [
             ["name": "tls", "secret": ["secretName": .string(Self.tlsSecretName)]],
             ["name": "config", "configMap": ["name": .string(Self.configMapName)]],
         ]
-        if identity { volumes.append(["name": "trust-roots", "configMap": ["name": .string(Mesh.trustRootsConfigMap)]]) }
+        if let trustRoots = trustRootsVolume(identity) { volumes.append(trustRoots) }
         var podSpec: [(String, YAMLValue)] = [
             ("serviceAccountName", .string(name)),
             ("securityContext", Self.podSecurityContext),
             ("terminationGracePeriodSeconds", 30),
-            ("containers", [container(identity: identity)]),
+            ("containers", [container(identity: identity != .none)]),
             ("volumes", .list(volumes)),
         ]
         if options.highAvailability { podSpec.append(("affinity", Self.spreadAcrossNodes(selectorLabels))) }
@@ -240,8 +241,11 @@ public struct InstallManifest {
                 ]]]
     }
 
-    /// cert-manager objects for Deploy/: a self-signed issuer, a CA, a CA issuer and the serving certificate.
-    public var certManagerObjects: [YAMLValue] {
+    /// cert-manager objects for Deploy/: a self-signed issuer, a CA, a CA issuer and the serving certificate,
+    /// then the identity PKI.
+    public var certManagerObjects: [YAMLValue] { webhookCertManagerObjects + identityCertManagerObjects }
+
+    var webhookCertManagerObjects: [YAMLValue] {
         let selfSigned = "needle-selfsigned"
         let caName = "needle-ca"
         return [

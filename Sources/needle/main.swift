@@ -183,7 +183,7 @@ struct Install: ParsableCommand {
                 try Data(identity.issuerKeyPEM.utf8).write(to: URL(filePath: identityOut + "/issuer.key"))
                 try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: identityOut + "/issuer.key")
             }
-            print(try YAMLValue.stream(try manifest.objects(certificates: certificates, identity: identity)), terminator: "")
+            print(try YAMLValue.stream(try manifest.objects(certificates: certificates, identity: .shipped(identity))), terminator: "")
         } catch {
             printError("needle install: \(error)")
             throw ExitCode(1)

@@ -52,7 +52,7 @@ struct InstallTests {
                                         issuerKeyPEM: identity.issuerKeyPEM)
         let manifest = InstallManifest(options: InstallOptions())
         let (certificates, _) = try InstallCertificates.make(manifest: manifest, authority: nil)
-        let all = try manifest.objects(certificates: certificates, identity: identity)
+        let all = try manifest.objects(certificates: certificates, identity: .shipped(identity))
         let names = all.compactMap { object -> String? in
             guard let kind = object["kind"]?.stringValue, let name = object["metadata"]?["name"]?.stringValue else { return nil }
             return "\(kind)/\(name)"
@@ -64,8 +64,12 @@ struct InstallTests {
         }
         let config = all.first { $0["metadata"]?["name"]?.stringValue == InstallManifest.configMapName }?["data"]?["config.yaml"]?.stringValue ?? ""
         #expect(config.contains("trustAnchorsFile: \"\(InstallManifest.trustAnchorsFile)\""))
-        // Without the PKI (Deploy/'s cert-manager flavour for now) identity stays off.
+        // Without a PKI identity stays off; with cert-manager's, the trust roots are the issuer Secret's ca.crt.
         #expect(!(try manifest.objects(certificates: nil)).contains { $0["metadata"]?["name"]?.stringValue == "needle-controller" })
+        let managed = try manifest.objects(certificates: nil, identity: .certManager)
+        #expect(!managed.contains { $0["metadata"]?["name"]?.stringValue == "needle-identity-issuer" && $0["kind"]?.stringValue == "Secret" })
+        let text = try YAMLValue.stream(managed)
+        #expect(text.contains("key: ca.crt") && text.contains("path: ca-bundle.crt"))
     }
 
     @Test("the webhook never matches its own namespace, kube-system or kube-node-lease")
@@ -125,7 +129,7 @@ struct DeployTests {
     /// The files Deploy/ must hold: `needle install`'s objects without the Secret and caBundle, plus cert-manager's.
     static func expectedFiles() throws -> [(String, String)] {
         let manifest = InstallManifest(options: InstallOptions())
-        let objects = try manifest.objects(certificates: nil)
+        let objects = try manifest.objects(certificates: nil, identity: .certManager)
         func kinds(_ names: Set<String>) -> [YAMLValue] { objects.filter { names.contains($0["kind"]?.stringValue ?? "") } }
         let header = "# Generated from `needle install`'s objects (Tests/NeedleInstallTests keeps them in step).\n"
         var files: [(String, String)] = [

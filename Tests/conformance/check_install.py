@@ -179,6 +179,22 @@ def main():
               serving["spec"]["secretName"] == "needle-injector-tls"
               and set(serving["spec"]["dnsNames"]) == {"needle-injector.needle.svc", "needle-injector.needle.svc.cluster.local"})
 
+        issuer = [d for d in by_kind(documents, "Certificate") if d["metadata"]["name"] == "needle-identity-issuer"]
+        anchor = [d for d in by_kind(documents, "Certificate") if d["metadata"]["name"] == "needle-identity-trust-anchor"]
+        check("Deploy/: cert-manager makes the identity PKI: a self-signed trust anchor and an issuer CA it signs",
+              len(issuer) == 1 and len(anchor) == 1 and issuer[0]["spec"]["isCA"] and anchor[0]["spec"]["isCA"]
+              and issuer[0]["spec"]["secretName"] == "needle-identity-issuer"
+              and issuer[0]["spec"]["issuerRef"]["name"] == "needle-identity-trust-anchor"
+              and anchor[0]["spec"]["issuerRef"]["name"] == "needle-selfsigned")
+        trust_volumes = []
+        for name in ("needle-injector", "needle-controller"):
+            deployment = named(documents, "Deployment", name)
+            trust_volumes += [v for v in (deployment or {}).get("spec", {}).get("template", {}).get("spec", {}).get("volumes", [])
+                              if v["name"] == "trust-roots"]
+        check("Deploy/: the injector and the controller take the trust anchors from the issuer Secret's ca.crt only",
+              len(trust_volumes) == 2 and all(v["secret"]["secretName"] == "needle-identity-issuer"
+                                              and v["secret"]["items"] == [{"key": "ca.crt", "path": "ca-bundle.crt"}] for v in trust_volumes))
+
         workloads = os.path.join(args.root, "Tests", "NeedleInstallTests", "Workloads", "workloads.yaml")
         out = subprocess.run([needle, "inject", "--manual", workloads], capture_output=True, text=True, timeout=60)
         check("needle inject --manual exits 0 and reports every workload", out.returncode == 0 and "deployment/web: injected" in out.stderr, out.stderr)
