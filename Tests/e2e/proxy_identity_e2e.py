@@ -73,6 +73,27 @@ def mutual_tls(net, pod, tools, work, anchor):
           pod.metric(text, "inbound_tls_handshake_failure_total"))
     check("requests from the peer are counted with tls=\"true\" and its client_id",
           pod.metric(text, "request_total", direction="inbound", tls="true", client_id=CLIENT_NAME) >= 2, text[-800:])
+    measure_connections(net, pod, tools, anchor, chain, key)
+
+
+def anonymous_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssAnon"))
+
+
+def measure_connections(net, pod, tools, anchor, chain, key, count=200):
+    """Informational: the proxy's private memory per idle connection, mutual TLS against plaintext."""
+    for label, extra in (("plaintext", ["--plain"]), ("mutual TLS", ["--server-name", WEB_NAME, "--ca", anchor, "--cert", chain, "--key", key])):
+        before = anonymous_kib(pod.proxy.pid)
+        holder = net.spawn(net.client, [sys.executable, tools["mtls_hold.py"], "--host", POD, "--port", "8080", "--count", str(count), *extra],
+                           ready_line="held", timeout=60)
+        time.sleep(2)
+        after = anonymous_kib(pod.proxy.pid)
+        print(f"info: {count} idle {label} connections through the proxy: private memory {before} -> {after} kB, "
+              f"{(after - before) / count:.1f} KiB per connection", flush=True)
+        holder.kill()
+        holder.wait(timeout=10)
+        time.sleep(2)
 
 
 def main():
@@ -89,7 +110,7 @@ def main():
         controller = net.install(os.path.abspath(args.controller))
         py = sys.executable
         tools = {name: net.install(os.path.join(TOOLS, name))
-                 for name in ("http_app.py", "token_review_api.py", "mtls_client.py", "dns_server.py")}
+                 for name in ("http_app.py", "token_review_api.py", "mtls_client.py", "dns_server.py", "mtls_hold.py")}
         work = net.scratch
 
         anchor_key, anchor = make_ca(work)
