@@ -80,7 +80,7 @@ struct HTTP1ProxyHandlerTests {
 
     func makeClient(_ upstreams: FakeHTTP1Upstreams,
                     tunnel: @escaping HTTP1ProxyHandler.TunnelStarter = { _, _, _ in }) throws -> EmbeddedChannel {
-        let metrics = ProxyMetrics().target(.inbound, address: ListenAddress(ip: .v4(0x7F00_0001), port: 8080), tls: false)
+        let metrics = ProxyMetrics().target(.inbound, address: ListenAddress(ip: .v4(0x7F00_0001), port: 8080), tls: .disabled)
         let handler = HTTP1ProxyHandler(upstreams: upstreams, metrics: RequestMetrics(target: metrics), headerTimer: nil,
                                         startTunnel: tunnel)
         let channel = EmbeddedChannel(handler: handler, loop: loop)
@@ -263,7 +263,7 @@ struct HTTP2StreamProxyHandlerTests {
     let loop = EmbeddedEventLoop()
 
     func makeStream(_ upstreams: FakeStreamUpstreams) throws -> EmbeddedChannel {
-        let metrics = ProxyMetrics().target(.inbound, address: ListenAddress(ip: .v4(0x7F00_0001), port: 8081), tls: false)
+        let metrics = ProxyMetrics().target(.inbound, address: ListenAddress(ip: .v4(0x7F00_0001), port: 8081), tls: .disabled)
         let channel = EmbeddedChannel(handler: HTTP2StreamProxyHandler(upstreams: upstreams, metrics: RequestMetrics(target: metrics)), loop: loop)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel

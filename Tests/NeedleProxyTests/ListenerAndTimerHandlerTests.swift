@@ -15,7 +15,7 @@ struct HeaderReadTimerTests {
     @Test("a head that does not complete in time gets 408 and the connection closes (through the proxy handler)")
     func slowHead() throws {
         let loop = EmbeddedEventLoop()
-        let metrics = ProxyMetrics().target(.inbound, address: ListenAddress(ip: .v4(0x7F00_0001), port: 8080), tls: false)
+        let metrics = ProxyMetrics().target(.inbound, address: ListenAddress(ip: .v4(0x7F00_0001), port: 8080), tls: .disabled)
         let upstreams = FakeHTTP1Upstreams(loop: loop)
         let handler = HTTP1ProxyHandler(upstreams: upstreams, metrics: RequestMetrics(target: metrics),
                                         headerTimer: HeaderReadTimer(timeout: .seconds(10)), startTunnel: { _, _, _ in })

@@ -73,3 +73,25 @@ struct MeshTLSTests {
         #expect(!second.isActive)
     }
 }
+
+@Suite("TLS labels")
+struct TLSLabelTests {
+    @Test("connections the proxy does not terminate: opaque TLS, plaintext with Linkerd's reasons, or false with identity off")
+    func unterminated() {
+        #expect(TLSLabel.unterminated(.inbound, detected: .http1, identityOn: false) == .disabled)
+        #expect(TLSLabel.unterminated(.inbound, detected: .http1, identityOn: true) == .noTLSFromRemote)
+        #expect(TLSLabel.unterminated(.inbound, detected: nil, identityOn: true) == .noTLSFromRemote)
+        #expect(TLSLabel.unterminated(.outbound, detected: .http2, identityOn: true) == .notProvidedByServiceDiscovery)
+        #expect(TLSLabel.unterminated(.inbound, detected: .tls(serverName: "api.example.com"), identityOn: true) == .opaque)
+        #expect(TLSLabel.unterminated(.outbound, detected: .tls(serverName: nil), identityOn: true) == .opaque)
+    }
+
+    @Test("label families are written as Linkerd writes them")
+    func labels() {
+        #expect(TLSLabel.disabled.labels.map { "\($0.0)=\($0.1)" } == ["tls=false"])
+        #expect(TLSLabel.noTLSFromRemote.labels.map { "\($0.0)=\($0.1)" } == ["tls=no_identity", "no_tls_reason=no_tls_from_remote"])
+        #expect(TLSLabel.opaque.labels.map { "\($0.0)=\($0.1)" } == ["tls=opaque"])
+        #expect(TLSLabel.mesh(clientID: "a.b.serviceaccount.identity.needle.td").labels.map { "\($0.0)=\($0.1)" }
+            == ["tls=true", "client_id=a.b.serviceaccount.identity.needle.td"])
+    }
+}

@@ -71,8 +71,12 @@ def mutual_tls(net, pod, tools, work, anchor):
     text = pod.metrics()
     check("refused mesh handshakes are counted", pod.metric(text, "inbound_tls_handshake_failure_total") >= before + 2,
           pod.metric(text, "inbound_tls_handshake_failure_total"))
-    check("requests from the peer are counted with tls=\"true\" and its client_id",
-          pod.metric(text, "request_total", direction="inbound", tls="true", client_id=CLIENT_NAME) >= 2, text[-800:])
+    check("requests from the peer are counted with tls=\"true\" and its client_id, and so is its connection",
+          pod.metric(text, "request_total", direction="inbound", tls="true", client_id=CLIENT_NAME) >= 2
+          and pod.metric(text, "tcp_open_total", direction="inbound", tls="true", client_id=CLIENT_NAME) >= 2, text[-800:])
+    check("plaintext inbound is counted as Linkerd labels it: tls=\"no_identity\", no_tls_reason=\"no_tls_from_remote\"",
+          pod.metric(text, "request_total", direction="inbound", tls="no_identity", no_tls_reason="no_tls_from_remote") >= 1
+          and pod.metric(text, "request_total", direction="inbound", tls="false") == 0, text[-800:])
     measure_connections(net, pod, tools, anchor, chain, key)
 
 

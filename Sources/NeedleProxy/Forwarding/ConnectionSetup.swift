@@ -51,13 +51,15 @@ final class ConnectionSetup: Sendable {
     }
 
     private func prepare(_ channel: any Channel, direction: Direction, target: ListenAddress, skipDetection: Bool) throws {
-        let targetMetrics = metrics.target(direction, address: target, tls: false)
-        targetMetrics.connectionOpened()
-        channel.closeFuture.whenComplete { _ in targetMetrics.connectionClosed() }
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ByteCounter(metrics: targetMetrics))
+        // Counts from the first byte; the labels come with the decision (plaintext, passed-through or mesh TLS).
+        let counter = ByteCounter()
+        try sync.addHandler(counter)
+        let identityOn = identity != nil
         if skipDetection {
             metrics.recordDetection(.opaque, timedOut: false)
+            open(channel, counting: counter, as: metrics.target(direction, address: target,
+                                                                 tls: .unterminated(direction, detected: nil, identityOn: identityOn)))
             tcpForwarder(direction).start(channel, target: target, initial: channel.allocator.buffer(capacity: 0))
             return
         }
@@ -70,12 +72,24 @@ final class ConnectionSetup: Sendable {
                                                          "target": "\(target)"])
             let plan = ForwardingPlan.plan(for: detected, meshServerName: meshServerName)
             if plan == .meshTLS {
-                terminateMeshTLS(context: context, target: target, buffered: buffered)
+                terminateMeshTLS(context: context, target: target, buffered: buffered, counter: counter)
                 return
             }
+            let targetMetrics = open(context.channel, counting: counter, as: metrics.target(
+                direction, address: target, tls: .unterminated(direction, detected: detected, identityOn: identityOn)))
             forward(plan, context: context, direction: direction, target: target, metrics: targetMetrics,
                     clientIdentity: clientIdentity, buffered: buffered, inputClosed: inputClosed)
         })
+    }
+
+    /// Counts the connection as open under `targetMetrics` (and as closed when it closes), with its bytes
+    /// from the first one.
+    @discardableResult
+    private func open(_ channel: any Channel, counting counter: ByteCounter, as targetMetrics: TargetMetrics) -> TargetMetrics {
+        targetMetrics.connectionOpened()
+        channel.closeFuture.whenComplete { _ in targetMetrics.connectionClosed() }
+        counter.count(into: targetMetrics)
+        return targetMetrics
     }
 
     private var detectTimeout: TimeAmount { .milliseconds(Int64(environment.detectTimeout.milliseconds)) }
@@ -118,7 +132,7 @@ final class ConnectionSetup: Sendable {
     /// certificate names the peer, then the inner stream is detected and forwarded with that name in
     /// `needle-client-id` and in the `client_id` label. Without a certificate in use nothing is accepted, so
     /// a missing server context here only means it expired in between: close.
-    private func terminateMeshTLS(context: ChannelHandlerContext, target: ListenAddress, buffered: ByteBuffer) {
+    private func terminateMeshTLS(context: ChannelHandlerContext, target: ListenAddress, buffered: ByteBuffer, counter: ByteCounter) {
         let channel = context.channel
         guard let serverContext = identity?.serverContext else {
             metrics.recordMeshTLSFailure()
@@ -128,7 +142,7 @@ final class ConnectionSetup: Sendable {
         let sync = channel.pipeline.syncOperations
         let tls = NIOSSLServerHandler(context: serverContext)
         let acceptor = MeshTLSAcceptor(timeout: detectTimeout, onAuthenticated: { [self] context, peer in
-            let meshMetrics = metrics.target(.inbound, address: target, tls: true, clientID: peer)
+            let meshMetrics = open(context.channel, counting: counter, as: metrics.target(.inbound, address: target, tls: .mesh(clientID: peer)))
             let inner = DetectionHandler(timeout: detectTimeout) { [self] context, detected, buffered, timedOut, inputClosed in
                 metrics.recordDetection(detected, timedOut: timedOut)
                 forward(ForwardingPlan.plan(for: detected), context: context, direction: .inbound, target: target,

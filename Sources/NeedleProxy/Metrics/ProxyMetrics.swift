@@ -16,8 +16,7 @@ public final class ProxyMetrics: Sendable {
     private struct TargetKey: Hashable {
         var direction: Direction
         var target: String
-        var tls: Bool
-        var clientID: String?
+        var tls: TLSLabel
     }
 
     private let targets = NIOLockedValueBox<[TargetKey: TargetMetrics]>([:])
@@ -32,17 +31,16 @@ public final class ProxyMetrics: Sendable {
         MetricNameDescriptor(metricName: name, unitName: unit, helpText: help)
     }
 
-    /// `clientID`: the authenticated peer of a mesh TLS connection (inbound), as its TLS name.
-    public func target(_ direction: Direction, address: ListenAddress, tls: Bool, clientID: String? = nil) -> TargetMetrics {
+    public func target(_ direction: Direction, address: ListenAddress, tls: TLSLabel) -> TargetMetrics {
         targets.withLockedValue { targets in
-            var key = TargetKey(direction: direction, target: address.description, tls: tls, clientID: clientID)
+            var key = TargetKey(direction: direction, target: address.description, tls: tls)
             if let existing = targets[key] { return existing }
             if targets.count >= maximumTargets {
                 key.target = "overflow"
-                key.clientID = key.clientID.map { _ in "overflow" }
+                if case .mesh = key.tls { key.tls = .mesh(clientID: "overflow") }
                 if let existing = targets[key] { return existing }
             }
-            let created = TargetMetrics(registry: registry, direction: direction, target: key.target, tls: tls, clientID: key.clientID)
+            let created = TargetMetrics(registry: registry, direction: direction, target: key.target, tls: key.tls)
             targets[key] = created
             return created
         }
@@ -98,10 +96,9 @@ public final class TargetMetrics: Sendable {
     let writeBytes: Counter
     private let responses = NIOLockedValueBox<[Int: ResponseSeries]>([:])
 
-    init(registry: PrometheusCollectorRegistry, direction: Direction, target: String, tls: Bool, clientID: String? = nil) {
+    init(registry: PrometheusCollectorRegistry, direction: Direction, target: String, tls: TLSLabel) {
         self.registry = registry
-        labels = [("direction", direction.rawValue), ("target_addr", target), ("tls", tls ? "true" : "false")]
-            + (clientID.map { [("client_id", $0)] } ?? [])
+        labels = [("direction", direction.rawValue), ("target_addr", target)] + tls.labels
         requests = registry.makeCounter(descriptor: ProxyMetrics.descriptor("request", unit: "total", help: "HTTP requests."), labels: labels)
         tcpOpen = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_open", unit: "total", help: "TCP connections opened."), labels: labels)
         tcpClose = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_close", unit: "total", help: "TCP connections closed."), labels: labels)
