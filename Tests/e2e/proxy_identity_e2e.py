@@ -68,8 +68,13 @@ def mutual_tls(net, pod, tools, work, anchor):
     check("a TLS client without a certificate is refused", out.startswith("error") or not out.startswith("200"), out)
     out = mtls("--tls12")
     check("a TLS 1.2 client is refused", out.startswith("error"), out)
+    s_client = net.run(net.client, ["openssl", "s_client", "-connect", f"{POD}:8080", "-servername", WEB_NAME, "-CAfile", anchor,
+                                    "-tls1_3", "-ign_eof"], input="GET /client-id HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n",
+                       timeout=30)
+    check("openssl s_client without a client certificate is refused: no HTTP answer, an alert instead",
+          "HTTP/1." not in s_client.stdout and "alert" in (s_client.stdout + s_client.stderr).lower(), s_client.stderr[-300:])
     text = pod.metrics()
-    check("refused mesh handshakes are counted", pod.metric(text, "inbound_tls_handshake_failure_total") >= before + 2,
+    check("refused mesh handshakes are counted", pod.metric(text, "inbound_tls_handshake_failure_total") >= before + 3,
           pod.metric(text, "inbound_tls_handshake_failure_total"))
     check("requests from the peer are counted with tls=\"true\" and its client_id, and so is its connection",
           pod.metric(text, "request_total", direction="inbound", tls="true", client_id=CLIENT_NAME) >= 2
