@@ -68,13 +68,26 @@ def mutual_tls(net, pod, tools, work, anchor):
     check("a TLS client without a certificate is refused", out.startswith("error") or not out.startswith("200"), out)
     out = mtls("--tls12")
     check("a TLS 1.2 client is refused", out.startswith("error"), out)
+    foreign_dir = os.path.join(work, "foreign-ca")
+    os.makedirs(foreign_dir)
+    foreign_key, foreign_ca = make_ca(foreign_dir)
+    foreign_cert_key, foreign_csr, foreign_cert, foreign_ext = (os.path.join(foreign_dir, f"client.{e}") for e in ("key", "csr", "crt", "ext"))
+    with open(foreign_ext, "w") as f:
+        f.write(f"subjectAltName=DNS:{CLIENT_NAME}\nextendedKeyUsage=clientAuth\n")
+    run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", foreign_cert_key,
+         "-out", foreign_csr, "-subj", "/"])
+    run(["openssl", "x509", "-req", "-in", foreign_csr, "-CA", foreign_ca, "-CAkey", foreign_key, "-CAcreateserial",
+         "-out", foreign_cert, "-days", "1", "-extfile", foreign_ext])
+    out = net.run(net.client, [sys.executable, tools["mtls_client.py"], "--host", POD, "--port", "8080", "--server-name", WEB_NAME,
+                               "--ca", anchor, "--path", "/client-id", "--cert", foreign_cert, "--key", foreign_cert_key], timeout=30).stdout
+    check("a client certificate from another CA, for the same name, is refused", not out.startswith("200"), out)
     s_client = net.run(net.client, ["openssl", "s_client", "-connect", f"{POD}:8080", "-servername", WEB_NAME, "-CAfile", anchor,
                                     "-tls1_3", "-ign_eof"], input="GET /client-id HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n",
                        timeout=30)
     check("openssl s_client without a client certificate is refused: no HTTP answer, an alert instead",
           "HTTP/1." not in s_client.stdout and "alert" in (s_client.stdout + s_client.stderr).lower(), s_client.stderr[-300:])
     text = pod.metrics()
-    check("refused mesh handshakes are counted", pod.metric(text, "inbound_tls_handshake_failure_total") >= before + 3,
+    check("refused mesh handshakes are counted", pod.metric(text, "inbound_tls_handshake_failure_total") >= before + 4,
           pod.metric(text, "inbound_tls_handshake_failure_total"))
     check("requests from the peer are counted with tls=\"true\" and its client_id, and so is its connection",
           pod.metric(text, "request_total", direction="inbound", tls="true", client_id=CLIENT_NAME) >= 2
@@ -83,6 +96,19 @@ def mutual_tls(net, pod, tools, work, anchor):
           pod.metric(text, "request_total", direction="inbound", tls="no_identity", no_tls_reason="no_tls_from_remote") >= 1
           and pod.metric(text, "request_total", direction="inbound", tls="false") == 0, text[-800:])
     measure_connections(net, pod, tools, anchor, chain, key)
+    return chain, key
+
+
+def expired_client(net, tools, anchor, chain, key):
+    """The client certificate from the controller lives one minute: once it has expired it is refused."""
+    end = subprocess.run(["openssl", "x509", "-in", chain, "-noout", "-enddate", "-dateopt", "iso_8601"],
+                         capture_output=True, text=True, timeout=30).stdout.strip().split("=", 1)[-1]
+    import datetime
+    expires = datetime.datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp()
+    time.sleep(max(0.0, min(expires - time.time() + 2, 75)))
+    out = net.run(net.client, [sys.executable, tools["mtls_client.py"], "--host", POD, "--port", "8080", "--server-name", WEB_NAME,
+                               "--ca", anchor, "--path", "/client-id", "--cert", chain, "--key", key], timeout=30).stdout
+    check("an expired client certificate is refused", time.time() > expires and not out.startswith("200"), out)
 
 
 def anonymous_kib(pid):
@@ -196,7 +222,7 @@ def main():
         expires = pod.metric(text, "identity_cert_expiration_timestamp_seconds")
         check("the certificate's expiry is exported (about a minute ahead)", time.time() + 20 < expires < time.time() + 70, expires)
 
-        mutual_tls(net, pod, tools, work, anchor)
+        client_chain, client_key = mutual_tls(net, pod, tools, work, anchor)
 
         # One-minute certificates renew at 70 %: watch one renewal while requests keep going.
         first_ok = pod.metric(text, "identity_cert_refreshes_total", result="ok")
@@ -211,6 +237,7 @@ def main():
         check("the certificate renews before it expires", renewed and new_expiry > expires, (renewed, expires, new_expiry))
         check("no request failed across the renewal", failures == 0, failures)
         check("the proxy is still ready after renewing", admin("/ready") == "200")
+        expired_client(net, tools, anchor, client_chain, client_key)
         with open(f"/proc/{pod.proxy.pid}/status") as f:
             memory = {line.split(":")[0]: line.split()[1] for line in f if line.startswith(("VmRSS", "VmHWM", "RssAnon"))}
         print(f"info: needle-proxy with identity on: RSS {memory.get('VmRSS')} kB, peak {memory.get('VmHWM')} kB, "
