@@ -15,14 +15,12 @@ public enum IssuerRefreshLoop {
             } catch {
                 return
             }
-            report(store.refresh(), store: store, metrics: metrics, logger: logger)
+            for event in store.refresh() { report(event, store: store, metrics: metrics, logger: logger) }
         }
     }
 
     static func report(_ refresh: IssuerStore.Refresh, store: IssuerStore, metrics: ControllerMetrics, logger: Logger) {
         switch refresh {
-        case .unchanged:
-            break
         case .reloaded(let notAfter):
             metrics.recordIssuerLoad(success: true, notAfterUnixSeconds: notAfter.timeIntervalSince1970)
             metrics.recordServingCertificate(notAfterUnixSeconds: store.serving.notAfter.timeIntervalSince1970)

@@ -40,7 +40,6 @@ public final class IssuerStore: Sendable {
     }
 
     public enum Refresh: Sendable, Equatable {
-        case unchanged
         /// New issuer files were loaded (and a new serving certificate issued with them).
         case reloaded(issuerNotAfter: Date)
         /// The serving certificate reached its renewal time and was issued again.
@@ -73,27 +72,30 @@ public final class IssuerStore: Sendable {
     public var issuer: IdentityIssuer { loaded.withLockedValue { $0.issuer } }
     public var serving: Serving { loaded.withLockedValue { $0.serving } }
 
-    /// Re-reads the files; renews the serving certificate when it is due.
-    public func refresh(now: Date = Date()) -> Refresh {
+    /// Re-reads the files; renews the serving certificate when it is due. What happened, in order; nothing
+    /// when nothing changed. A refused update does not stop the renewal: the controller's own certificate
+    /// must not expire because someone wrote a bad issuer file.
+    public func refresh(now: Date = Date()) -> [Refresh] {
         let contents = Self.read(files)
         let current = loaded.withLockedValue { $0 }
+        var events: [Refresh] = []
         if contents != current.contents {
             do {
                 let issuer = try Self.issuer(from: contents, files: files, now: now)
                 let serving = try Self.serving(issuer: issuer, identity: controllerIdentity, lifetime: lifetime, now: now)
                 loaded.withLockedValue { $0 = Loaded(issuer: issuer, contents: contents, serving: serving) }
-                return .reloaded(issuerNotAfter: issuer.notAfter)
+                return [.reloaded(issuerNotAfter: issuer.notAfter)]
             } catch {
-                return .refused("\(error)")
+                events.append(.refused("\(error)"))
             }
         }
-        guard now >= current.serving.renewalTime else { return .unchanged }
+        guard now >= current.serving.renewalTime else { return events }
         do {
             let serving = try Self.serving(issuer: current.issuer, identity: controllerIdentity, lifetime: lifetime, now: now)
             loaded.withLockedValue { $0.serving = serving }
-            return .renewedServing(notAfter: serving.notAfter)
+            return events + [.renewedServing(notAfter: serving.notAfter)]
         } catch {
-            return .refused("cannot issue the controller's own certificate: \(error)")
+            return events + [.refused("cannot issue the controller's own certificate: \(error)")]
         }
     }
 

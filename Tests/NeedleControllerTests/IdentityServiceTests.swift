@@ -165,31 +165,35 @@ struct IssuerStoreTests {
         defer { directory.remove() }
         let controller = try WorkloadIdentity.controller(trustDomain: TestPKI.trustDomain)
         let store = try IssuerStore(files: directory.files, controllerIdentity: controller, lifetime: 1000, now: pki.now)
-        #expect(store.refresh(now: pki.now) == .unchanged)
+        #expect(store.refresh(now: pki.now) == [])
 
         // Half-written key: refused, the old issuer stays.
         var broken = try pki.makeIssuer()
         broken.keyPEM = String(broken.keyPEM.prefix(40))
         try directory.write(broken)
-        guard case .refused = store.refresh(now: pki.now) else {
+        guard case .refused? = store.refresh(now: pki.now).first else {
             Issue.record("a broken issuer was taken")
             return
         }
         #expect(store.issuer.certificate == pki.issuer)
+        // While the bad files stay, the controller's own certificate still renews when it is due.
+        let servingDue = store.serving.renewalTime.timeIntervalSince1970
+        let renewed = store.refresh(now: Date(timeIntervalSince1970: servingDue + 1))
+        #expect(renewed.count == 2 && renewed.last.map { if case .renewedServing = $0 { true } else { false } } == true, "\(renewed)")
 
         // A new issuer under the same anchor is taken, with a new serving certificate.
         let next = try TestPKI()
         var rotated = try next.makeIssuer()
         rotated.trustAnchorsPEM = try next.anchorPEM + pki.anchorPEM
         try directory.write(rotated)
-        #expect(store.refresh(now: pki.now) == .reloaded(issuerNotAfter: next.issuer.notValidAfter))
+        #expect(store.refresh(now: pki.now) == [.reloaded(issuerNotAfter: next.issuer.notValidAfter)])
         #expect(store.issuer.certificate == next.issuer)
 
         // The serving certificate (backdated 20 s, 1000 s lifetime) is due at 70 % of its validity.
         let serving = store.serving
         let due = serving.notBefore.timeIntervalSince1970 + 0.7 * (serving.notAfter.timeIntervalSince1970 - serving.notBefore.timeIntervalSince1970)
-        #expect(store.refresh(now: Date(timeIntervalSince1970: due - 1)) == .unchanged)
-        guard case .renewedServing = store.refresh(now: Date(timeIntervalSince1970: due + 1)) else {
+        #expect(store.refresh(now: Date(timeIntervalSince1970: due - 1)) == [])
+        guard case .renewedServing? = store.refresh(now: Date(timeIntervalSince1970: due + 1)).first else {
             Issue.record("the serving certificate was not renewed when due")
             return
         }

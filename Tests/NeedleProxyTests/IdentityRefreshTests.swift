@@ -108,7 +108,8 @@ struct ProxyCertificateRequestTests {
             return
         }
         let issued = try issuer.issue(for: workload, publicKey: key, lifetime: 86400, now: Date())
-        let identity = try IssuedIdentity(chainPEM: Array(issued.chainPEM.utf8), made: made, workload: workload, trustAnchors: try anchors)
+        let identity = try IssuedIdentity(chainPEM: Array(issued.chainPEM.utf8), made: made, workload: workload, trustAnchors: try anchors,
+                                          now: Date().timeIntervalSince1970)
         #expect(identity.chain.count == 2)
         #expect(identity.notAfter == issued.certificate.notValidAfter.timeIntervalSince1970)
         #expect(PeerIdentity.dnsNames(of: identity.chain[0]) == [workload.tlsName])
@@ -121,10 +122,14 @@ struct ProxyCertificateRequestTests {
         let forOtherKey = try issuer.issue(for: workload, publicKey: otherKey, lifetime: 86400, now: Date())
         guard case .success(let key) = CertificateRequestReview.review(pem: made.requestPEM, for: workload) else { return }
         let forOtherName = try issuer.issue(for: try TestPKI.identity("shop", "db"), publicKey: key, lifetime: 86400, now: Date())
+        // Issued long ago: valid once, expired now.
+        let stale = try issuer.issue(for: workload, publicKey: key, lifetime: 60, now: Date(timeIntervalSinceNow: -3600))
         for (body, expected) in [(forOtherKey.chainPEM, "not for this proxy's key"), (forOtherName.chainPEM, "instead of"),
+                                 (stale.chainPEM, "too soon to use"),
                                  ("error: nope\n", "not a PEM certificate chain"), ("", "not a PEM certificate chain")] {
             do {
-                _ = try IssuedIdentity(chainPEM: Array(body.utf8), made: made, workload: workload, trustAnchors: try anchors)
+                _ = try IssuedIdentity(chainPEM: Array(body.utf8), made: made, workload: workload, trustAnchors: try anchors,
+                                       now: Date().timeIntervalSince1970)
                 Issue.record("accepted a chain that should fail with \(expected)")
             } catch {
                 #expect("\(error)".contains(expected), "\(error)")

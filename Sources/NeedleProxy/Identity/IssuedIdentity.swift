@@ -15,8 +15,10 @@ struct IssuedIdentity {
     /// Key exchanges offered, best first: the hybrid post-quantum group, then plain X25519.
     static let curves: [NIOTLSCurve] = [.x25519_MLKEM768, .x25519]
 
+    /// `now`: wall-clock Unix seconds. A certificate that is already expired, or would expire before the
+    /// next retry could replace it, is refused (a failure, so the backoff applies instead of a tight loop).
     init(chainPEM: [UInt8], made: CertificateRequestMaker.Made, workload: WorkloadIdentity,
-         trustAnchors: [NIOSSLCertificate]) throws(IdentityError) {
+         trustAnchors: [NIOSSLCertificate], now: Double) throws(IdentityError) {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMBytes(chainPEM)
@@ -34,6 +36,9 @@ struct IssuedIdentity {
         let names = PeerIdentity.dnsNames(of: leaf)
         guard names == [workload.tlsName] else {
             throw IdentityError("the certificate names \(names) instead of \(workload.tlsName)")
+        }
+        guard Double(leaf.notValidAfter) > now + CertificateRenewal.minimumRetrySeconds else {
+            throw IdentityError("the certificate expires at \(leaf.notValidAfter), too soon to use (now \(Int(now))): is the issuer expiring, or a clock wrong?")
         }
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                                      privateKey: .privateKey(made.key))

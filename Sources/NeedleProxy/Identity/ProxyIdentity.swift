@@ -138,7 +138,7 @@ final class ProxyIdentity: Sendable {
             case .success(let answer):
                 do {
                     let issued = try IssuedIdentity(chainPEM: answer.body, made: made, workload: self.workload,
-                                                    trustAnchors: self.trustAnchors)
+                                                    trustAnchors: self.trustAnchors, now: Self.wallClock())
                     let actions = self.state.withLockedValue { state in
                         state.issued = issued
                         return state.refresh.certified(.init(notBefore: issued.notBefore, notAfter: issued.notAfter),
