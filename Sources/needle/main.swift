@@ -130,14 +130,9 @@ struct Install: ParsableCommand {
             throw ValidationError("--identity-trust-anchors, --identity-issuer-cert and --identity-issuer-key go together")
         }
         guard (1...100).contains(controllerReplicas) else { throw ValidationError("--controller-replicas must be 1 to 100") }
-        guard Self.isDNSLabel(namespace) else {
+        guard DNSName.isLabel(namespace) else {
             throw ValidationError("--namespace \"\(namespace)\" is not a valid namespace name (lower-case letters, digits, '-', at most 63)")
         }
-    }
-
-    static func isDNSLabel(_ text: String) -> Bool {
-        guard (1...63).contains(text.count), text.first != "-", text.last != "-" else { return false }
-        return text.allSatisfy { ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "-" }
     }
 
     func run() throws {

@@ -33,11 +33,6 @@ struct IdentityRefresh {
         case expired
     }
 
-    enum Outcome: String, Equatable {
-        case ok
-        case failure
-    }
-
     private(set) var phase = Phase.idle
     private(set) var current: Validity?
     /// Consecutive failures (0 once a request succeeds).
