@@ -73,6 +73,10 @@ public struct IdentityIssuer: Sendable {
     /// allowance and never outliving the issuer.
     public func issue(for identity: WorkloadIdentity, publicKey: Certificate.PublicKey, lifetime: TimeInterval,
                       now: Date) throws -> IssuedCertificate {
+        // Files are re-checked only when they change: an issuer left in place can expire while serving.
+        guard now < self.notAfter else {
+            throw IssuerError("the issuer certificate expired at \(self.notAfter): install a renewed issuer")
+        }
         let notAfter = min(now + lifetime, self.notAfter)
         let certificate = try Certificate(
             version: .v3,

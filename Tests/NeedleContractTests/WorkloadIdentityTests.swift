@@ -14,6 +14,20 @@ struct WorkloadIdentityTests {
         #expect(controller.spiffeID == "spiffe://example.org/ns/needle/sa/needle-controller")
     }
 
+    @Test("a TLS name maps back to its identity only in its own trust domain")
+    func tlsNames() throws {
+        let domain = try DNSName(parsing: "cluster.local")
+        for (namespace, account) in [("shop", "web"), ("shop", "web.v2"), ("a", "b")] {
+            let identity = try WorkloadIdentity(namespace: namespace, serviceAccount: account, trustDomain: domain)
+            #expect(WorkloadIdentity(tlsName: identity.tlsName, trustDomain: domain) == identity)
+        }
+        for name in ["web.shop.serviceaccount.identity.needle.example.org", "shop.serviceaccount.identity.needle.cluster.local",
+                     ".shop.serviceaccount.identity.needle.cluster.local", "web.sh_op.serviceaccount.identity.needle.cluster.local",
+                     "web.shop.svc.cluster.local", "xweb.shop.serviceaccount.identity.needle.cluster.localx"] {
+            #expect(WorkloadIdentity(tlsName: name, trustDomain: domain) == nil, "\(name)")
+        }
+    }
+
     @Test("a TokenReview user name maps back to the identity only when it is a service account's")
     func usernames() throws {
         let domain = try DNSName(parsing: "cluster.local")

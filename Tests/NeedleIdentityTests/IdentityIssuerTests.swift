@@ -46,6 +46,11 @@ struct IdentityIssuerTests {
         let issued = try issuer.issue(for: try TestPKI.identity(), publicKey: .init(P256.Signing.PrivateKey().publicKey),
                                       lifetime: 86400, now: pki.now)
         #expect(issued.certificate.notValidAfter == pki.issuer.notValidAfter)
+        // Loaded while valid and left in place past its end: it refuses rather than sign expired certificates.
+        #expect(throws: IssuerError.self) {
+            _ = try issuer.issue(for: try TestPKI.identity(), publicKey: .init(P256.Signing.PrivateKey().publicKey),
+                                 lifetime: 86400, now: pki.issuer.notValidAfter + 1)
+        }
     }
 
     @Test("an issuer that would sign certificates nobody trusts is refused, with the reason")

@@ -113,6 +113,25 @@ struct ProxyCertificateRequestTests {
         #expect(identity.chain.count == 2)
         #expect(identity.notAfter == issued.certificate.notValidAfter.timeIntervalSince1970)
         #expect(PeerIdentity.dnsNames(of: identity.chain[0]) == [workload.tlsName])
+        #expect(try PeerIdentity.workload(of: identity.chain[0], trustDomain: TestPKI.trustDomain).get() == workload)
+        // The same certificate seen from another trust domain names no peer there.
+        guard case .failure(let problem) = PeerIdentity.workload(of: identity.chain[0], trustDomain: try DNSName(parsing: "other.example"))
+        else {
+            Issue.record("a certificate of another trust domain was accepted")
+            return
+        }
+        #expect(problem.description.contains("not a workload name of trust domain other.example"))
+    }
+
+    @Test("a certificate from the mesh CA that is not a workload certificate names no peer")
+    func notAWorkload() throws {
+        let made = try CertificateRequestMaker.make(for: workload)
+        guard case .success(let key) = CertificateRequestReview.review(pem: made.requestPEM, for: workload) else { return }
+        // The controller's issuer never makes these; a CA shared with something else might.
+        let controller = try WorkloadIdentity.controller(trustDomain: TestPKI.trustDomain)
+        let issued = try issuer.issue(for: controller, publicKey: key, lifetime: 86400, now: Date())
+        let chain = try NIOSSLCertificate.fromPEMBytes(Array(issued.chainPEM.utf8))
+        #expect(try PeerIdentity.workload(of: chain[0], trustDomain: TestPKI.trustDomain).get() == controller)
     }
 
     @Test("a chain for another key, another workload, or no chain at all is refused")

@@ -6,24 +6,77 @@ import Testing
 
 @Suite("Protocol detection")
 struct ProtocolDetectorTests {
-    func detect(_ text: String) -> ProtocolDetector.Result { ProtocolDetector.detect(Array(text.utf8)) }
+    func detect(_ text: String, _ reading: RequestLineReading = .strict) -> ProtocolDetector.Result {
+        ProtocolDetector.detect(Array(text.utf8), reading: reading)
+    }
 
     @Test("HTTP/1.x request lines, judged as they arrive")
     func http1() {
-        #expect(detect("GET / HTTP/1.1\r\n") == .detected(.http1))
-        #expect(detect("POST /echo?x=1 HTTP/1.0\r\nHost: a\r\n") == .detected(.http1))
-        #expect(detect("M-SEARCH * HTTP/1.1\r\n") == .detected(.http1))
-        for prefix in ["G", "GET", "GET ", "GET /", "GET / HTTP/1", "GET / HTTP/1.1", "GET / HTTP/1.1\r"] {
-            #expect(detect(prefix) == .needMoreData, "\(prefix)")
+        for reading in [RequestLineReading.strict, .lenient] {
+            #expect(detect("GET / HTTP/1.1\r\n", reading) == .detected(.http1))
+            #expect(detect("POST /echo?x=1 HTTP/1.0\r\nHost: a\r\n", reading) == .detected(.http1))
+            #expect(detect("M-SEARCH * HTTP/1.1\r\n", reading) == .detected(.http1))
+            for prefix in ["G", "GET", "POST /", "POST / HTT"] {
+                #expect(detect(prefix, reading) == .needMoreData, "\(prefix)")
+            }
+        }
+        for prefix in ["GET ", "GET / HTTP/1", "GET / HTTP/1.1", "GET / HTTP/1.1\r"] {
+            #expect(detect(prefix, .strict) == .needMoreData, "\(prefix)")
+        }
+        // Read leniently, "GET" and a space or a line's "HTTP/" settle it: the strict parser judges the rest.
+        for prefix in ["GET ", "POST / HTTP/", "POST / HTTP/1.1\r"] {
+            #expect(detect(prefix, .lenient) == .detected(.http1), "\(prefix)")
         }
     }
 
-    @Test("things that are not HTTP/1 are opaque", arguments: [
+    @Test("outbound reads strictly: anything but a well-formed request line is opaque, at once", arguments: [
         "get / HTTP/1.1\r\n", "GET / HTTP/2.0\r\n", "GET  / HTTP/1.1\r\n", "GET / HTTP/1.1\n", "\u{0}\u{1}binary",
-        "SSH-2.0-OpenSSH_9.0\r\n", "GET /\u{7f} HTTP/1.1\r\n",
+        "SSH-2.0-OpenSSH_9.0\r\n", "GET /\u{7f} HTTP/1.1\r\n", "\r\nGET / HTTP/1.1\r\n", "ping ping",
     ])
-    func opaque(text: String) {
-        #expect(detect(text) == .detected(.opaque))
+    func strictOpaque(text: String) {
+        #expect(detect(text, .strict) == .detected(.opaque))
+    }
+
+    @Test("inbound reads leniently: what a lenient server could take for a request is HTTP/1, so the strict parser sees it", arguments: [
+        "get / HTTP/1.1\r\n", "GET / HTTP/2.0\r\n", "GET  / HTTP/1.1\r\n", "GET / HTTP/1.1\n", "\r\nGET / HTTP/1.1\r\n",
+        " GET / HTTP/1.1\r\n", "POST\t/\thttp/1.1\r\n", "GET /\u{7f} HTTP/1.1\r\n", "GET\r/ HTTP/1.1\n", "FOO-BAR /x HTTP/9\n",
+        "GET /client-id\r\n",
+    ])
+    func lenientHTTP(text: String) {
+        #expect(detect(text, .lenient) == .detected(.http1))
+    }
+
+    @Test("inbound, what no server takes for a request is opaque, binary protocols at their first byte", arguments: [
+        "\u{0}\u{1}binary", "SSH-2.0-OpenSSH_9.0\r\n", "*1\r\n$4\r\nPING\r\n", "PING\r\n", "get key\r\n",
+        "EHLO mail.example\r\n", "/ HTTP/1.1\r\n", "GET\n/ HTTP/1.1\r\n", "G\u{0}", "\u{0}\u{0}\u{0}\u{8}\u{4}\u{d2}\u{16}\u{2f}",
+        "ping\nping ping\n",
+    ])
+    func lenientOpaque(text: String) {
+        #expect(detect(text, .lenient) == .detected(.opaque))
+    }
+
+    @Test("when no more bytes come: nothing is opaque, a ClientHello's start is opaque, any other start as at the limit")
+    func atEnd() {
+        #expect(ProtocolDetector.detectAtEnd([UInt8](), reading: .lenient) == .opaque)
+        #expect(ProtocolDetector.detectAtEnd(Array("POST /".utf8), reading: .lenient) == .http1)
+        #expect(ProtocolDetector.detectAtEnd(Array("POST /".utf8), reading: .strict) == .opaque)
+        #expect(ProtocolDetector.detectAtEnd(Array("HELLO".utf8), reading: .lenient) == .http1)
+        #expect(ProtocolDetector.detectAtEnd(Array("PRI * HTTP/2".utf8), reading: .lenient) == .http1)
+        #expect(ProtocolDetector.detectAtEnd(Array(TLSFixtures.clientHello(serverName: "a.example").prefix(20)), reading: .lenient) == .opaque)
+        #expect(ProtocolDetector.detectAtEnd(Array("PING\r\n".utf8), reading: .lenient) == .opaque)
+        #expect(ProtocolDetector.detectAtEnd(Array("GET / HTTP/1.1\r\n".utf8), reading: .strict) == .http1)
+    }
+
+    @Test("a late first request after a silent detect timeout is refused; anything else passes")
+    func lateRequest() {
+        #expect(LateRequestCheck.judge(Array("GET / HTTP/1.1\r\nneedle-client-id: x\r\n".utf8)) == .refuse)
+        #expect(LateRequestCheck.judge(Array("GET /client-id\r\n".utf8)) == .refuse)
+        #expect(LateRequestCheck.judge(ProtocolDetector.http2Preface) == .refuse)
+        #expect(LateRequestCheck.judge(Array("POST /".utf8)) == .wait)
+        #expect(LateRequestCheck.judgeAtDeadline(Array("POST /".utf8)) == .refuse, "half a request line, the rest after the deadline")
+        #expect(LateRequestCheck.judge(Array("EHLO client.example\r\n".utf8)) == .pass)
+        #expect(LateRequestCheck.judge([0x00, 0x00, 0x01]) == .pass)
+        #expect(LateRequestCheck.judge(Array(("POST /" + String(repeating: "a", count: ProtocolDetector.maximumBytes)).utf8)) == .refuse)
     }
 
     @Test("the HTTP/2 preface, also in pieces")
@@ -33,6 +86,8 @@ struct ProtocolDetectorTests {
         #expect(detect(preface + "\u{0}\u{0}") == .detected(.http2))
         #expect(detect(String(preface.prefix(10))) == .needMoreData)
         #expect(detect("PRI * HTTP/2.0\r\n\r\nXX") == .detected(.opaque))
+        // Not the preface after all, but a line a lenient server reads as a request.
+        #expect(detect("PRI * HTTP/2.0\r\n\r\nXX", .lenient) == .detected(.http1))
     }
 
     @Test("a ClientHello with SNI is TLS and names the server")
@@ -51,10 +106,13 @@ struct ProtocolDetectorTests {
         #expect(ProtocolDetector.detect([0x16, 0x03, 0x01, 0x00, 0x05, 0x02]) == .detected(.opaque))
     }
 
-    @Test("detection is bounded: a never-ending request line is opaque at the limit")
+    @Test("detection is bounded: a never-ending request line is decided at the limit, passed through outbound, parsed (and refused) inbound")
     func bounded() {
-        let long = "GET /" + String(repeating: "a", count: ProtocolDetector.maximumBytes)
-        #expect(detect(long) == .detected(.opaque))
+        let long = "POST /" + String(repeating: "a", count: ProtocolDetector.maximumBytes)
+        #expect(detect(String(long.prefix(ProtocolDetector.maximumBytes - 1)), .lenient) == .needMoreData)
+        #expect(detect(long, .strict) == .detected(.opaque))
+        #expect(detect(long, .lenient) == .detected(.http1))
+        #expect(detect(String(repeating: " ", count: ProtocolDetector.maximumBytes), .lenient) == .detected(.http1))
     }
 
     @Test("a corrupt ClientHello never crashes the SNI parser")

@@ -186,11 +186,11 @@ s = socket.create_connection(("{POD}", {port}), timeout=10)
 line = b""
 while not line.endswith(b"\\n"):
     line += s.recv(1)
-s.sendall(b"ping " * 1000)
+s.sendall(b"ping\\n" * 1000)
 got = b""
 while len(got) < 5000:
     got += s.recv(65536)
-print(line.decode().strip(), got == b"ping " * 1000)
+print(line.decode().strip(), got == b"ping\\n" * 1000)
 """])
             return r.stdout.strip(), time.time() - start
         text, took = banner(5000)

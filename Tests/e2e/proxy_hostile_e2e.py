@@ -730,6 +730,82 @@ def h2_garbage(pod):
               f"{state} after {took:.2f}s, GOAWAY {'seen' if goaway else 'not seen'}")
 
 
+# --- 3b. forged needle-client-id ---------------------------------------------------------------------------
+
+DETECT_TIMEOUT_S = 2.0
+
+
+def identity_fields(ns, port):
+    """Every needle-client-id (header or trailer) and Upgrade the app received, asked on its loopback."""
+    response, state = http(ns, "127.0.0.1", port, "GET", "/identity-fields")
+    if response is None or response.code != 200:
+        raise RuntimeError(f"cannot read the app's /identity-fields: {state}")
+    return response.body.decode().splitlines()
+
+
+def send_raw(ns, parts, timeout=8.0):
+    """Sends each (pause seconds, bytes) on one connection; returns (every byte answered, how reading ended)."""
+    try:
+        sock = connect(ns, POD, HTTP_PORT)
+    except OSError as error:
+        return b"", f"connect: {error}"
+    try:
+        for pause, data in parts:
+            time.sleep(pause)
+            try:
+                sock.sendall(data)
+            except OSError as error:
+                return b"", f"send: {error}"
+        return recv_until(sock, lambda d: False, timeout)
+    finally:
+        sock.close()
+
+
+def forged_identity(pod):
+    """Inbound, no request carries a needle-client-id of its own to the app, however it is shaped: request
+    lines a lenient server (the app is Python's http.server) would read but a strict parser refuses, a
+    request after a silent start, one split around the detect timeout, chunked trailers, an h2c upgrade."""
+    net = pod.net
+    forged = b"needle-client-id: forged.attacker.serviceaccount.identity.needle.cluster.local\r\n"
+    cases = [
+        ("a leading space", [(0, b" GET /forge-space HTTP/1.1\r\nHost: a\r\n" + forged + b"Connection: close\r\n\r\n")], "400"),
+        ("a double space", [(0, b"GET  /forge-double HTTP/1.1\r\nHost: a\r\n" + forged + b"Connection: close\r\n\r\n")], "400"),
+        ("bare LF line ends", [(0, b"GET /forge-lf HTTP/1.1\nHost: a\n" + forged.replace(b"\r\n", b"\n") + b"Connection: close\n\n")], "400"),
+        ("an HTTP/0.9-shaped line followed by fields", [(0, b"GET /forge-09\r\n" + forged + b"\r\n")], "400"),
+        ("a lower-case method", [(0, b"get /forge-lower HTTP/1.1\r\nHost: a\r\n" + forged + b"Connection: close\r\n\r\n")], "501"),
+        ("a leading blank line", [(0, b"\r\nGET /forge-crlf HTTP/1.1\r\nHost: a\r\n" + forged + b"Connection: close\r\n\r\n")], "404"),
+        ("a 20 KiB request line", [(0, b"GET /forge-long?" + b"a" * 20000 + b" HTTP/1.1\r\nHost: a\r\n" + forged
+                                    + b"Connection: close\r\n\r\n")], "404"),
+        ("half a request line, the rest after the detect timeout",
+         [(0, b"POST /forge-half"), (DETECT_TIMEOUT_S + 1, b" HTTP/1.1\r\nHost: a\r\n" + forged + b"Content-Length: 0\r\nConnection: close\r\n\r\n")], "404"),
+        ("a chunked trailer", [(0, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                   b"2\r\nhi\r\n0\r\n" + forged + b"\r\n")], "200"),
+        ("an h2c upgrade", [(0, b"GET /forge-h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                                b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n" + forged + b"Connection: close\r\n\r\n")], "404"),
+    ]
+    for name, parts, status in cases:
+        answer, state = send_raw(net.client, parts)
+        got = answer.split(b" ", 2)[1].decode("latin-1") if answer.startswith(b"HTTP/1.1 ") else answer[:40]
+        check(f"forged needle-client-id, {name}: answered {status}", got == status, f"{got!r} ({state})")
+    before = metric_value(pod, "inbound_late_request_refused_total")
+    answer, state = send_raw(net.client, [(DETECT_TIMEOUT_S + 1, b"GET /forge-late HTTP/1.1\r\nHost: a\r\n" + forged + b"\r\n")])
+    check("forged needle-client-id, a request after a silent start: the connection is closed without an answer",
+          answer == b"" and state in ("eof", "reset"), f"{answer[:60]!r} ({state})")
+    check("a late request is counted", metric_value(pod, "inbound_late_request_refused_total") == before + 1)
+    fields = identity_fields(net.pod, HTTP_PORT)
+    check("forged needle-client-id: the app received none, in any header or trailer, and no h2c upgrade",
+          not [f for f in fields if "needle-client-id" in f or "h2c" in f], fields)
+    seen = seen_by_app(net.pod, HTTP_PORT)
+    refused = ["/forge-space", "/forge-double", "/forge-lf", "/forge-09", "/forge-late"]
+    check("requests the proxy refused never reached the app", not [t for t in seen if any(t.startswith(r) for r in refused)],
+          [t for t in seen if t.startswith("/forge")])
+
+
+def metric_value(pod, name):
+    text = pod.curl(pod.net.client, f"http://{POD}:4191/metrics").stdout
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((name + " ", name + "{")))
+
+
 # --- 4. slowloris ------------------------------------------------------------------------------------------
 
 def slowloris(pod):
@@ -924,10 +1000,11 @@ def main_pod(args):
         pod.apply_init()
         pod.start_proxy({
             "NEEDLE_PROXY_SHUTDOWN_GRACE_PERIOD": "10s",
+            "NEEDLE_PROXY_DETECT_TIMEOUT": f"{DETECT_TIMEOUT_S:.0f}s",
             "NEEDLE_PROXY_INBOUND_PORTS": f"{HTTP_PORT},{H2C_PORT},{KEEPALIVE_PORT}",
         })
         groups = [("1xx responses", informational, (pod,)), ("HEAD answers", head_requests, (pod,)),
-                  ("request smuggling", smuggling, (pod,)),
+                  ("request smuggling", smuggling, (pod,)), ("forged needle-client-id", forged_identity, (pod,)),
                   ("stale keep-alive", keepalive, (pod,)), ("h2c app restart", h2_restart, (pod, state)),
                   ("h2c garbage", h2_garbage, (pod,)), ("slowloris", slowloris, (pod,)),
                   ("drain", drain, (pod,))]  # drain stops the proxy: last

@@ -32,6 +32,19 @@ public struct WorkloadIdentity: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { tlsName }
 
+    /// The identity a TLS name stands for in `trustDomain`, the inverse of `tlsName`; nil for any other
+    /// name. The namespace is the label before the mesh suffix; a service account name may hold dots.
+    public init?(tlsName: String, trustDomain: DNSName) {
+        let suffix = ".serviceaccount.identity.needle.\(trustDomain)"
+        guard tlsName.hasSuffix(suffix) else { return nil }
+        let names = tlsName.dropLast(suffix.count)
+        guard let dot = names.lastIndex(of: "."),
+              let identity = try? WorkloadIdentity(namespace: String(names[names.index(after: dot)...]),
+                                                   serviceAccount: String(names[..<dot]), trustDomain: trustDomain)
+        else { return nil }
+        self = identity
+    }
+
     /// The identity a TokenReview's user name stands for, if it is a service account's
     /// (`system:serviceaccount:<namespace>:<name>`); nil for any other user.
     public init?(serviceAccountUsername username: String, trustDomain: DNSName) {

@@ -2,7 +2,8 @@ import NIOCore
 
 /// Reads a connection's first bytes until `ProtocolDetector` decides or the timeout passes, then hands the
 /// connection and every byte it read to `onDecision` and steps out of the pipeline. A client that says
-/// nothing (a server-speaks-first protocol) is treated as opaque TCP at the timeout, never dropped.
+/// nothing (a server-speaks-first protocol) is treated as opaque TCP at the timeout, never dropped; one that
+/// said part of what could be an HTTP request is carried as HTTP (`ProtocolDetector.detectAtEnd`).
 final class DetectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -11,13 +12,15 @@ final class DetectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                           _ inputClosed: Bool) -> Void
 
     private let timeout: TimeAmount
+    private let reading: RequestLineReading
     private let onDecision: Decision
     private var buffered: ByteBuffer?
     private var timer: Scheduled<Void>?
     private var decided = false
 
-    init(timeout: TimeAmount, onDecision: @escaping Decision) {
+    init(timeout: TimeAmount, reading: RequestLineReading, onDecision: @escaping Decision) {
         self.timeout = timeout
+        self.reading = reading
         self.onDecision = onDecision
     }
 
@@ -26,7 +29,8 @@ final class DetectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(in: timeout) {
             let (handler, context) = loopBound.value
-            handler.decide(.opaque, timedOut: true, inputClosed: false, context: context)
+            let detected = handler.buffered.map { buffer in buffer.withUnsafeReadableBytes { ProtocolDetector.detectAtEnd($0, reading: handler.reading) } } ?? .opaque
+            handler.decide(detected, timedOut: true, inputClosed: false, context: context)
         }
         // Added in the child-channel initializer, before the channel is active: the first read is asked
         // for in channelActive then. Added later (already active), ask now.
@@ -50,7 +54,7 @@ final class DetectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         var bytes = unwrapInboundIn(data)
         buffered?.writeBuffer(&bytes)
         guard let buffered else { return }
-        let result = buffered.withUnsafeReadableBytes { ProtocolDetector.detect($0) }
+        let result = buffered.withUnsafeReadableBytes { ProtocolDetector.detect($0, reading: reading) }
         if case .detected(let detected) = result {
             decide(detected, timedOut: false, inputClosed: false, context: context)
         }
@@ -72,12 +76,7 @@ final class DetectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        let detected: DetectedProtocol
-        if case .detected(let protocolFound) = buffered.withUnsafeReadableBytes({ ProtocolDetector.detect($0) }) {
-            detected = protocolFound
-        } else {
-            detected = .opaque
-        }
+        let detected = buffered.withUnsafeReadableBytes { ProtocolDetector.detectAtEnd($0, reading: reading) }
         decide(detected, timedOut: false, inputClosed: true, context: context)
     }
 

@@ -19,7 +19,9 @@ public enum DetectedProtocol: Equatable, Sendable {
 }
 
 /// Pure protocol detection over the bytes read so far. Bounded: past `maximumBytes` it decides with what
-/// it has, so detection never buffers without limit.
+/// it has, so detection never buffers without limit. How HTTP/1 is recognised depends on the side
+/// (`RequestLineReading`): outbound only well-formed request lines, inbound anything a lenient server
+/// could read as a request, so that it goes through the proxy's parser and never reaches the app raw.
 public enum ProtocolDetector {
     public enum Result: Equatable, Sendable {
         case needMoreData
@@ -31,7 +33,8 @@ public enum ProtocolDetector {
 
     static let http2Preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
-    public static func detect<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> Result where Bytes.Element == UInt8, Bytes.Index == Int {
+    public static func detect<Bytes: RandomAccessCollection>(_ bytes: Bytes, reading: RequestLineReading = .strict) -> Result
+    where Bytes.Element == UInt8, Bytes.Index == Int {
         guard let first = bytes.first else { return .needMoreData }
         let atLimit = bytes.count >= maximumBytes
         if first == 0x16 {
@@ -40,59 +43,24 @@ public enum ProtocolDetector {
         if first == UInt8(ascii: "P") {
             let count = min(bytes.count, http2Preface.count)
             if bytes.prefix(count).elementsEqual(http2Preface.prefix(count)) {
-                return count == http2Preface.count ? .detected(.http2) : (atLimit ? .detected(.opaque) : .needMoreData)
+                return count == http2Preface.count ? .detected(.http2) : .needMoreData
             }
         }
-        switch scanRequestLine(bytes) {
-        case .valid: return .detected(.http1)
-        case .invalid: return .detected(.opaque)
-        case .incomplete: return atLimit ? .detected(.opaque) : .needMoreData
+        switch reading.judge(bytes) {
+        case .request: return .detected(.http1)
+        case .notRequest: return .detected(.opaque)
+        case .undecided: return atLimit ? .detected(reading.undecidedProtocol) : .needMoreData
         }
     }
 
-    enum LineScan { case valid, invalid, incomplete }
-
-    /// `METHOD SP request-target SP HTTP/1.x CRLF`, judged as far as the bytes go.
-    static func scanRequestLine<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> LineScan where Bytes.Element == UInt8, Bytes.Index == Int {
-        var index = bytes.startIndex
-        var methodLength = 0
-        // Method: an HTTP token; real methods are upper-case letters, and insisting on that keeps binary
-        // protocols from being mistaken for HTTP.
-        while index < bytes.endIndex, bytes[index] != UInt8(ascii: " ") {
-            let byte = bytes[index]
-            guard (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) || byte == UInt8(ascii: "-"), methodLength < 24 else {
-                return .invalid
-            }
-            methodLength += 1
-            index += 1
-        }
-        guard index < bytes.endIndex else { return .incomplete }
-        guard methodLength > 0 else { return .invalid }
-        index += 1
-        var targetLength = 0
-        while index < bytes.endIndex, bytes[index] != UInt8(ascii: " ") {
-            let byte = bytes[index]
-            guard byte > 0x20, byte < 0x7F else { return .invalid }
-            targetLength += 1
-            index += 1
-        }
-        guard index < bytes.endIndex else { return .incomplete }
-        guard targetLength > 0 else { return .invalid }
-        index += 1
-        let version = Array("HTTP/1.".utf8)
-        for expected in version {
-            guard index < bytes.endIndex else { return .incomplete }
-            guard bytes[index] == expected else { return .invalid }
-            index += 1
-        }
-        guard index < bytes.endIndex else { return .incomplete }
-        guard bytes[index] == UInt8(ascii: "0") || bytes[index] == UInt8(ascii: "1") else { return .invalid }
-        index += 1
-        guard index < bytes.endIndex else { return .incomplete }
-        guard bytes[index] == UInt8(ascii: "\r") else { return .invalid }
-        index += 1
-        guard index < bytes.endIndex else { return .incomplete }
-        return bytes[index] == UInt8(ascii: "\n") ? .valid : .invalid
+    /// The verdict when no more bytes will come for detection (the detect timeout passed or the client
+    /// finished sending). No bytes at all is a server-speaks-first protocol (opaque); the start of a
+    /// ClientHello passes through; any other unfinished start is judged as at the byte limit.
+    public static func detectAtEnd<Bytes: RandomAccessCollection>(_ bytes: Bytes, reading: RequestLineReading = .strict) -> DetectedProtocol
+    where Bytes.Element == UInt8, Bytes.Index == Int {
+        guard let first = bytes.first else { return .opaque }
+        if case .detected(let detected) = detect(bytes, reading: reading) { return detected }
+        return first == 0x16 ? .opaque : reading.undecidedProtocol
     }
 
     static func detectTLS<Bytes: RandomAccessCollection>(_ bytes: Bytes, atLimit: Bool) -> Result where Bytes.Element == UInt8, Bytes.Index == Int {

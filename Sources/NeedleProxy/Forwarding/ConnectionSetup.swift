@@ -66,7 +66,9 @@ final class ConnectionSetup: Sendable {
         // Inbound requests never carry a needle-client-id the peer wrote itself (DESIGN §7).
         let clientIdentity: ClientIdentityField = direction == .inbound ? .removed : .untouched
         let meshServerName = direction == .inbound ? identity?.workload.tlsName : nil
-        try sync.addHandler(DetectionHandler(timeout: detectTimeout) { [self] context, detected, buffered, timedOut, inputClosed in
+        // Inbound, anything an app's server could read as a request must go through the parser.
+        let reading: RequestLineReading = direction == .inbound ? .lenient : .strict
+        try sync.addHandler(DetectionHandler(timeout: detectTimeout, reading: reading) { [self] context, detected, buffered, timedOut, inputClosed in
             metrics.recordDetection(detected, timedOut: timedOut)
             logger.trace("protocol detected", metadata: ["protocol": "\(detected.metricLabel)", "timed_out": "\(timedOut)",
                                                          "target": "\(target)"])
@@ -78,7 +80,8 @@ final class ConnectionSetup: Sendable {
             let targetMetrics = open(context.channel, counting: counter, as: metrics.target(
                 direction, address: target, tls: .unterminated(direction, detected: detected, identityOn: identityOn)))
             forward(plan, context: context, direction: direction, target: target, metrics: targetMetrics,
-                    clientIdentity: clientIdentity, buffered: buffered, inputClosed: inputClosed)
+                    clientIdentity: clientIdentity, buffered: buffered, inputClosed: inputClosed,
+                    guardsLateRequest: direction == .inbound && timedOut && buffered.readableBytes == 0)
         })
     }
 
@@ -99,10 +102,11 @@ final class ConnectionSetup: Sendable {
     }
 
     /// Hands the connection, with the bytes detection read, to the forwarder of `plan`; the detector (the
-    /// handler of `context`) steps out.
+    /// handler of `context`) steps out. `guardsLateRequest`: an inbound connection that said nothing before
+    /// the detect timeout; if its first bytes are HTTP after all it is closed (`LateRequestCheck`).
     private func forward(_ plan: ForwardingPlan, context: ChannelHandlerContext, direction: Direction, target: ListenAddress,
                          metrics targetMetrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer,
-                         inputClosed: Bool) {
+                         inputClosed: Bool, guardsLateRequest: Bool = false) {
         let detector = context.handler
         do {
             switch plan {
@@ -116,6 +120,14 @@ final class ConnectionSetup: Sendable {
                            clientIdentity: clientIdentity, buffered: buffered)
             case .tcp, .meshTLS:
                 // Mesh TLS inside mesh TLS is not terminated twice: it goes on as bytes.
+                if guardsLateRequest, !inputClosed {
+                    let lateGuard = LateRequestGuardHandler(allocator: context.channel.allocator, timeout: detectTimeout) { [self] in
+                        metrics.recordLateRequestRefused()
+                        logger.debug("closed an opaque inbound connection whose client spoke HTTP after the detect timeout",
+                                     metadata: ["target": "\(target)"])
+                    }
+                    try context.pipeline.syncOperations.addHandler(lateGuard, position: .after(context.handler))
+                }
                 _ = context.pipeline.syncOperations.removeHandler(context: context)
                 tcpForwarder(direction).start(context.channel, target: target, initial: buffered, clientInputClosed: inputClosed)
             }
@@ -134,19 +146,20 @@ final class ConnectionSetup: Sendable {
     /// a missing server context here only means it expired in between: close.
     private func terminateMeshTLS(context: ChannelHandlerContext, target: ListenAddress, buffered: ByteBuffer, counter: ByteCounter) {
         let channel = context.channel
-        guard let serverContext = identity?.serverContext else {
+        guard let identity, let serverContext = identity.serverContext else {
             metrics.recordMeshTLSFailure()
             context.close(promise: nil)
             return
         }
         let sync = channel.pipeline.syncOperations
         let tls = NIOSSLServerHandler(context: serverContext)
-        let acceptor = MeshTLSAcceptor(timeout: detectTimeout, onAuthenticated: { [self] context, peer in
+        let acceptor = MeshTLSAcceptor(timeout: detectTimeout, trustDomain: identity.workload.trustDomain, onAuthenticated: { [self] context, peer in
             let meshMetrics = open(context.channel, counting: counter, as: metrics.target(.inbound, address: target, tls: .mesh(clientID: peer)))
-            let inner = DetectionHandler(timeout: detectTimeout) { [self] context, detected, buffered, timedOut, inputClosed in
+            let inner = DetectionHandler(timeout: detectTimeout, reading: .lenient) { [self] context, detected, buffered, timedOut, inputClosed in
                 metrics.recordDetection(detected, timedOut: timedOut)
                 forward(ForwardingPlan.plan(for: detected), context: context, direction: .inbound, target: target,
-                        metrics: meshMetrics, clientIdentity: .set(peer), buffered: buffered, inputClosed: inputClosed)
+                        metrics: meshMetrics, clientIdentity: .set(peer), buffered: buffered, inputClosed: inputClosed,
+                        guardsLateRequest: timedOut && buffered.readableBytes == 0)
             }
             do {
                 try context.pipeline.syncOperations.addHandler(inner, position: .after(context.handler))

@@ -14,6 +14,7 @@ final class MeshTLSAcceptor: ChannelInboundHandler, RemovableChannelHandler {
     typealias Failed = (_ reason: String) -> Void
 
     private let timeout: TimeAmount
+    private let trustDomain: DNSName
     private let onAuthenticated: Authenticated
     private let onFailure: Failed
     private var timer: Scheduled<Void>?
@@ -21,8 +22,9 @@ final class MeshTLSAcceptor: ChannelInboundHandler, RemovableChannelHandler {
 
     private enum Phase { case handshaking, handedOn, failed }
 
-    init(timeout: TimeAmount, onAuthenticated: @escaping Authenticated, onFailure: @escaping Failed) {
+    init(timeout: TimeAmount, trustDomain: DNSName, onAuthenticated: @escaping Authenticated, onFailure: @escaping Failed) {
         self.timeout = timeout
+        self.trustDomain = trustDomain
         self.onAuthenticated = onAuthenticated
         self.onFailure = onFailure
     }
@@ -52,9 +54,15 @@ final class MeshTLSAcceptor: ChannelInboundHandler, RemovableChannelHandler {
         }
         timer?.cancel()
         let certificate = (try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?.peerCertificate
-        let names = certificate.map(PeerIdentity.dnsNames) ?? []
-        guard names.count == 1, let peer = names.first, DNSName.isValid(peer) else {
-            fail("the peer's certificate does not carry exactly one mesh name (\(names))", context: context)
+        guard let certificate else {
+            fail("the peer showed no certificate", context: context)
+            return
+        }
+        let peer: String
+        switch PeerIdentity.workload(of: certificate, trustDomain: trustDomain) {
+        case .success(let workload): peer = workload.tlsName
+        case .failure(let problem):
+            fail(problem.description, context: context)
             return
         }
         phase = .handedOn

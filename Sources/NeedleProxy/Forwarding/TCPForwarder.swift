@@ -17,6 +17,13 @@ struct TCPForwarder {
             client.close(promise: nil)
             return
         }
+        let waiting = ConnectingBuffer(allocator: client.allocator)
+        do {
+            try client.pipeline.syncOperations.addHandler(waiting)
+        } catch {
+            client.close(promise: nil)
+            return
+        }
         ClientBootstrap(group: client.eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -30,7 +37,12 @@ struct TCPForwarder {
                         upstream.close(promise: nil)
                         return
                     }
-                    Self.splice(client, upstream, initial: initial, clientInputClosed: clientInputClosed)
+                    var first = initial
+                    var arrived = waiting.received
+                    first.writeBuffer(&arrived)
+                    let inputClosed = clientInputClosed || waiting.inputClosed
+                    _ = client.pipeline.syncOperations.removeHandler(waiting)
+                    Self.splice(client, upstream, initial: first, clientInputClosed: inputClosed)
                 case .failure(let error):
                     // A clean close is all a TCP client can be told.
                     logger.debug("upstream connect failed", metadata: ["target": "\(target)", "error": "\(error)"])
@@ -40,7 +52,7 @@ struct TCPForwarder {
     }
 
     /// Glues two connected channels on the same event loop, first sending `initial`.
-    static func splice(_ client: any Channel, _ upstream: any Channel, initial: ByteBuffer, clientInputClosed: Bool = false) {
+    private static func splice(_ client: any Channel, _ upstream: any Channel, initial: ByteBuffer, clientInputClosed: Bool = false) {
         let (clientGlue, upstreamGlue) = GlueHandler.pair()
         do {
             try client.pipeline.syncOperations.addHandler(clientGlue)

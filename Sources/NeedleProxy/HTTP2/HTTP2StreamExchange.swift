@@ -78,6 +78,9 @@ struct HTTP2StreamExchange<Upstream> {
     mutating func requestEnd(_ trailers: HTTPHeaders?) {
         guard case .active(var exchange) = state, !exchange.requestEnded else { return }
         exchange.requestEnded = true
+        // A trailer is a field too: a peer must not write the identity there either.
+        var trailers = trailers
+        if clientIdentity != .untouched { trailers?.remove(name: ClientIdentityField.name) }
         if case .send(let upstream, _) = exchange.upstream.forward(.end(trailers), bytes: 0) {
             actions.append(.sendUpstream(upstream, .end(trailers)))
             actions.append(.flushUpstream(upstream))

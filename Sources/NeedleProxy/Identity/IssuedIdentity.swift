@@ -61,9 +61,31 @@ struct IssuedIdentity {
 enum PeerIdentity {
     /// The DNS names in the subject alternative names (the mesh's TLS names).
     static func dnsNames(of certificate: NIOSSLCertificate) -> [String] {
+        names(of: certificate, type: .dnsName)
+    }
+
+    /// The workload a verified mesh certificate names (DESIGN §7): exactly one DNS name, a workload's TLS
+    /// name in this trust domain, and exactly its SPIFFE ID as the one URI. The CA only issues such
+    /// certificates; checking again means a certificate from another use of the same CA is not a peer.
+    static func workload(of certificate: NIOSSLCertificate, trustDomain: DNSName) -> Result<WorkloadIdentity, IdentityError> {
+        let dnsNames = names(of: certificate, type: .dnsName)
+        guard dnsNames.count == 1, let name = dnsNames.first else {
+            return .failure(IdentityError("the peer's certificate carries \(dnsNames.count) DNS names; a mesh certificate carries exactly one"))
+        }
+        guard let identity = WorkloadIdentity(tlsName: name, trustDomain: trustDomain) else {
+            return .failure(IdentityError("the peer's name \(name) is not a workload name of trust domain \(trustDomain)"))
+        }
+        let uris = names(of: certificate, type: .uri)
+        guard uris == [identity.spiffeID] else {
+            return .failure(IdentityError("the peer's URI names \(uris) are not exactly its SPIFFE ID \(identity.spiffeID)"))
+        }
+        return .success(identity)
+    }
+
+    private static func names(of certificate: NIOSSLCertificate, type: _SubjectAlternativeName.NameType) -> [String] {
         // NIOSSL's accessor is underscored: this is the one place that uses it.
         certificate._subjectAlternativeNames().compactMap { name in
-            guard name.nameType == .dnsName else { return nil }
+            guard name.nameType == type else { return nil }
             return name.contents.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
         }
     }

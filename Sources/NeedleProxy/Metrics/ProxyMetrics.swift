@@ -58,6 +58,16 @@ public final class ProxyMetrics: Sendable {
         }
     }
 
+    /// An inbound connection detected as opaque at the detect timeout whose client then spoke HTTP
+    /// (`LateRequestCheck`): closed so the request cannot reach the app unparsed.
+    public func recordLateRequestRefused() {
+        registry.makeCounter(
+            descriptor: Self.descriptor("inbound_late_request_refused", unit: "total",
+                                        help: "Inbound connections closed because the client sent HTTP after protocol detection had timed out."),
+            labels: []
+        ).increment()
+    }
+
     /// An inbound mesh TLS connection that did not authenticate (handshake failed or timed out).
     public func recordMeshTLSFailure() {
         registry.makeCounter(

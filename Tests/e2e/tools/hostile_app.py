@@ -5,6 +5,8 @@ parses, so a test can prove that a request the proxy should have rejected never 
 GET  /hello              200 "hello from <name>"
 GET  /seen               200, the request targets seen so far, one per line (this one included)
 GET  /count?path=P       200, how many requests had path P
+GET  /identity-fields    200, every needle-client-id (header or trailer) and Upgrade any request carried, one per
+                         line as "<target> <field> <value>" (this is how a test proves a forged one never arrived)
 GET  /slow?ms=N          200 "slow done" after N ms
 GET  /early-hints?ms=N   "103 Early Hints" (Link: </a.css>; rel=preload) at once, then 200 "hinted" N ms later
 POST /upload             200 "received=<body length>" (Expect: 100-continue is answered with 100 before the body
@@ -32,7 +34,17 @@ class App(BaseHTTPRequestHandler):
         target = parts[1].decode("latin-1") if len(parts) > 1 else self.raw_requestline.decode("latin-1").strip()
         with self.server.lock:
             self.server.seen.append(target)
-        return super().parse_request()
+        parsed = super().parse_request()
+        if parsed:
+            for value in self.headers.get_all("needle-client-id") or []:
+                self.record_field("needle-client-id", value)
+            for value in self.headers.get_all("upgrade") or []:
+                self.record_field("upgrade", value)
+        return parsed
+
+    def record_field(self, name, value):
+        with self.server.lock:
+            self.server.fields.append(f"{self.path} {name} {value}")
 
     def reply(self, status, body, extra=None):
         self.send_response(status)
@@ -51,8 +63,10 @@ class App(BaseHTTPRequestHandler):
                 while True:
                     size = int(self.rfile.readline(1024).split(b";")[0], 16)
                     if size == 0:
-                        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                            pass
+                        while (line := self.rfile.readline(1024)) not in (b"\r\n", b"\n", b""):
+                            name, _, value = line.decode("latin-1").partition(":")
+                            if name.strip().lower() == "needle-client-id":
+                                self.record_field("needle-client-id(trailer)", value.strip())
                         return bytes(data)
                     data += self.rfile.read(size)
                     self.rfile.readline(1024)
@@ -69,6 +83,9 @@ class App(BaseHTTPRequestHandler):
         if url.path == "/seen":
             with self.server.lock:
                 return self.reply(200, "".join(t + "\n" for t in self.server.seen).encode())
+        if url.path == "/identity-fields":
+            with self.server.lock:
+                return self.reply(200, "".join(t + "\n" for t in self.server.fields).encode())
         if url.path == "/count":
             path = query.get("path", [""])[0]
             with self.server.lock:
@@ -117,7 +134,7 @@ def main():
     parser.add_argument("--lifetime", type=float, default=600)
     args = parser.parse_args()
     server = Server((args.bind, args.port), App)
-    server.name, server.seen, server.lock = args.name, [], threading.Lock()
+    server.name, server.seen, server.fields, server.lock = args.name, [], [], threading.Lock()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("ready", flush=True)
     time.sleep(args.lifetime)

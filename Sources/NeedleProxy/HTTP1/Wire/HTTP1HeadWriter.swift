@@ -35,6 +35,27 @@ enum HTTP1HeadWriter {
         finish(connection: upgrade.map { .upgrade($0) } ?? .none, addChunked: false, into: &buffer)
     }
 
+    /// A parsed trailer section (field lines, each ending in CRLF) without the fields called `name`; nil when
+    /// none is left.
+    static func trailers(_ section: ByteBuffer, without name: String) -> ByteBuffer? {
+        var kept = ByteBufferAllocator().buffer(capacity: section.readableBytes)
+        section.withUnsafeReadableBytes { lines in
+            var start = 0
+            while start < lines.count {
+                var colon = start
+                while colon < lines.count, lines[colon] != HTTP1Syntax.colon, lines[colon] != HTTP1Syntax.lf { colon += 1 }
+                var end = colon
+                while end < lines.count, lines[end] != HTTP1Syntax.lf { end += 1 }
+                end = min(end + 1, lines.count)
+                if !equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: lines[start..<colon]), name) {
+                    kept.writeBytes(UnsafeRawBufferPointer(rebasing: lines[start..<end]))
+                }
+                start = end
+            }
+        }
+        return kept.readableBytes > 0 ? kept : nil
+    }
+
     /// How the client side frames a response body, and which framing fields that means.
     struct ClientFraming: Equatable {
         var dropContentLength = false

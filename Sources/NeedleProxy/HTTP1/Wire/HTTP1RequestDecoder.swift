@@ -66,7 +66,11 @@ struct HTTP1RequestDecoder {
             case .data(let payload):
                 state = .body(body, pausesAfter: pausesAfter)
                 return .body(payload)
-            case .end(let trailers):
+            case .end(var trailers):
+                // A trailer is a field too: a peer must not write the identity there either.
+                if clientIdentity != .untouched, let section = trailers {
+                    trailers = HTTP1HeadWriter.trailers(section, without: ClientIdentityField.name)
+                }
                 state = pausesAfter ? .paused : .head
                 return .end(trailers: trailers)
             case .invalid(let reason):
@@ -141,7 +145,11 @@ struct HTTP1RequestDecoder {
             framing = .none
         }
         let keepAlive = line.version == .http1_1 ? !facts.connectionClose : (facts.connectionKeepAlive && !facts.connectionClose)
-        let upgrade = facts.connectionUpgrade ? facts.upgrade.flatMap { $0.isEmpty ? nil : $0 } : nil
+        var upgrade = facts.connectionUpgrade ? facts.upgrade.flatMap { $0.isEmpty ? nil : $0 } : nil
+        // Inbound, a switch to HTTP (h2c) would carry later requests to the app unparsed, identity fields
+        // included: the upgrade is dropped and the request answered as HTTP/1.1 (a server may ignore
+        // Upgrade, RFC 9110 §7.8). WebSocket and other protocols still switch.
+        if clientIdentity != .untouched, let asked = upgrade, HTTP1Syntax.namesHTTP(upgrade: asked) { upgrade = nil }
         var upstreamHead = ByteBufferAllocator().buffer(capacity: head.count + 48)
         HTTP1HeadWriter.upstreamRequest(head, line: line, nominated: facts.nominated, upgrade: upgrade, clientIdentity: clientIdentity,
                                         into: &upstreamHead)

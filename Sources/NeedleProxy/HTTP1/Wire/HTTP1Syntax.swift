@@ -39,6 +39,14 @@ enum HTTP1Syntax {
     @inline(__always)
     static func isSpaceOrTab(_ byte: UInt8) -> Bool { byte == space || byte == tab }
 
+    /// Whether an `Upgrade` value asks for any version of HTTP (`h2c`, `HTTP/2.0`, ...).
+    static func namesHTTP(upgrade: String) -> Bool {
+        upgrade.split(separator: ",").contains { element in
+            let name = element.drop { $0 == " " || $0 == "\t" }.lowercased()
+            return name.hasPrefix("h2") || name.hasPrefix("http/")
+        }
+    }
+
     @inline(__always)
     static func lowercased(_ byte: UInt8) -> UInt8 {
         (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
