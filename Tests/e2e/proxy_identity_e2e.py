@@ -116,8 +116,14 @@ def anonymous_kib(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("RssAnon"))
 
 
-def measure_connections(net, pod, tools, anchor, chain, key, count=200):
-    """Informational: the proxy's private memory per idle connection, mutual TLS against plaintext."""
+def memory_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return {line.split(":")[0]: int(line.split()[1]) for line in f if line.startswith(("VmRSS", "VmHWM", "RssAnon"))}
+
+
+def measure_connections(net, pod, tools, anchor, chain, key, count=200, busy=50):
+    """Informational: the proxy's private memory per idle connection, mutual TLS against plaintext; then its
+    resident memory while `busy` mutual-TLS keep-alive connections send requests for 10 s."""
     for label, extra in (("plaintext", ["--plain"]), ("mutual TLS", ["--server-name", WEB_NAME, "--ca", anchor, "--cert", chain, "--key", key])):
         before = anonymous_kib(pod.proxy.pid)
         holder = net.spawn(net.client, [sys.executable, tools["mtls_hold.py"], "--host", POD, "--port", "8080", "--count", str(count), *extra],
@@ -129,6 +135,25 @@ def measure_connections(net, pod, tools, anchor, chain, key, count=200):
         holder.kill()
         holder.wait(timeout=10)
         time.sleep(2)
+    idle = memory_kib(pod.proxy.pid)
+    loader = net.spawn(net.client, [sys.executable, tools["mtls_hold.py"], "--host", POD, "--port", "8080", "--count", str(busy),
+                                    "--server-name", WEB_NAME, "--ca", anchor, "--cert", chain, "--key", key, "--load-seconds", "10"],
+                       ready_line="held", timeout=60)
+    loaded_line = ""
+    deadline = time.time() + 40
+    while time.time() < deadline and not loaded_line.startswith("loaded"):
+        loaded_line = loader.stdout.readline().strip()
+    under_load = memory_kib(pod.proxy.pid)
+    time.sleep(0.5)
+    loader.kill()
+    failures = [line.strip() for line in loader.stdout if line.startswith("failure")]
+    loader.wait(timeout=10)
+    parts = loaded_line.split()
+    check(f"{busy} mutual-TLS keep-alive connections under load for 10 s: every request answered 200",
+          len(parts) == 3 and int(parts[1]) > 0 and parts[2] == "0", f"{loaded_line} {failures}")
+    print(f"info: needle-proxy with identity on, {busy} mTLS keep-alive connections, {loaded_line.split(' ', 1)[-1]} requests/failures "
+          f"in 10 s: RSS idle {idle.get('VmRSS')} kB -> loaded {under_load.get('VmRSS')} kB (peak {under_load.get('VmHWM')} kB, "
+          f"private {idle.get('RssAnon')} -> {under_load.get('RssAnon')} kB)", flush=True)
 
 
 def main():

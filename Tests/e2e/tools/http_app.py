@@ -105,6 +105,9 @@ def main():
     parser.add_argument("--name", default="app")
     parser.add_argument("--lifetime", type=float, default=300)
     args = parser.parse_args()
+    # A real server's backlog, not http.server's 5: under a burst of new connections dropped SYNs would
+    # wait out a 1 s retransmit, past the proxy's 100 ms inbound connect timeout.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer((args.bind, args.port), App)
     server.daemon_threads = True
     server.name = args.name
