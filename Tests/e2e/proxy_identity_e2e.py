@@ -247,6 +247,9 @@ def main():
         expires = pod.metric(text, "identity_cert_expiration_timestamp_seconds")
         check("the certificate's expiry is exported (about a minute ahead)", time.time() + 20 < expires < time.time() + 70, expires)
 
+        ready_memory = memory_kib(pod.proxy.pid)
+        print(f"info: needle-proxy with identity on, certified and idle: RSS {ready_memory.get('VmRSS')} kB, "
+              f"private {ready_memory.get('RssAnon')} kB", flush=True)
         client_chain, client_key = mutual_tls(net, pod, tools, work, anchor)
 
         # One-minute certificates renew at 70 %: watch one renewal while requests keep going.
