@@ -122,19 +122,9 @@ def memory_kib(pid):
 
 
 def measure_connections(net, pod, tools, anchor, chain, key, count=200, busy=50):
-    """Informational: the proxy's private memory per idle connection, mutual TLS against plaintext; then its
-    resident memory while `busy` mutual-TLS keep-alive connections send requests for 10 s."""
-    for label, extra in (("plaintext", ["--plain"]), ("mutual TLS", ["--server-name", WEB_NAME, "--ca", anchor, "--cert", chain, "--key", key])):
-        before = anonymous_kib(pod.proxy.pid)
-        holder = net.spawn(net.client, [sys.executable, tools["mtls_hold.py"], "--host", POD, "--port", "8080", "--count", str(count), *extra],
-                           ready_line="held", timeout=60)
-        time.sleep(2)
-        after = anonymous_kib(pod.proxy.pid)
-        print(f"info: {count} idle {label} connections through the proxy: private memory {before} -> {after} kB, "
-              f"{(after - before) / count:.1f} KiB per connection", flush=True)
-        holder.kill()
-        holder.wait(timeout=10)
-        time.sleep(2)
+    """Informational: the proxy's resident memory while `busy` mutual-TLS keep-alive connections send
+    requests for 10 s (first, so no earlier peak is in it); then its private memory per idle connection,
+    mutual TLS against plaintext."""
     idle = memory_kib(pod.proxy.pid)
     loader = net.spawn(net.client, [sys.executable, tools["mtls_hold.py"], "--host", POD, "--port", "8080", "--count", str(busy),
                                     "--server-name", WEB_NAME, "--ca", anchor, "--cert", chain, "--key", key, "--load-seconds", "10"],
@@ -154,6 +144,17 @@ def measure_connections(net, pod, tools, anchor, chain, key, count=200, busy=50)
     print(f"info: needle-proxy with identity on, {busy} mTLS keep-alive connections, {loaded_line.split(' ', 1)[-1]} requests/failures "
           f"in 10 s: RSS idle {idle.get('VmRSS')} kB -> loaded {under_load.get('VmRSS')} kB (peak {under_load.get('VmHWM')} kB, "
           f"private {idle.get('RssAnon')} -> {under_load.get('RssAnon')} kB)", flush=True)
+    for label, extra in (("plaintext", ["--plain"]), ("mutual TLS", ["--server-name", WEB_NAME, "--ca", anchor, "--cert", chain, "--key", key])):
+        before = anonymous_kib(pod.proxy.pid)
+        holder = net.spawn(net.client, [sys.executable, tools["mtls_hold.py"], "--host", POD, "--port", "8080", "--count", str(count), *extra],
+                           ready_line="held", timeout=60)
+        time.sleep(2)
+        after = anonymous_kib(pod.proxy.pid)
+        print(f"info: {count} idle {label} connections through the proxy: private memory {before} -> {after} kB, "
+              f"{(after - before) / count:.1f} KiB per connection", flush=True)
+        holder.kill()
+        holder.wait(timeout=10)
+        time.sleep(2)
 
 
 def main():

@@ -22,10 +22,16 @@ final class HTTP1UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler
     /// not an answer: a pooled connection must leave the pool at once.
     var onPeerClosed: (() -> Void)?
     private(set) var peerClosed = false
+    /// The channel's writability as its last change said: read per request, and a stored flag costs less
+    /// than asking the channel through its existential each time.
+    private(set) var writable = true
     private var context: ChannelHandlerContext?
     private var decoder = HTTP1ResponseDecoder()
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        writable = context.channel.isWritable
+    }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -69,7 +75,8 @@ final class HTTP1UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        delegate?.upstreamWritabilityChanged(context.channel.isWritable)
+        writable = context.channel.isWritable
+        delegate?.upstreamWritabilityChanged(writable)
         context.fireChannelWritabilityChanged()
     }
 
@@ -121,7 +128,7 @@ final class HTTP1UpstreamConnection: Hashable {
         self.handler = handler
     }
 
-    var isWritable: Bool { channel.isWritable }
+    var isWritable: Bool { handler.writable }
 
     func setReading(_ enabled: Bool) {
         guard reading != enabled else { return }
