@@ -1,0 +1,117 @@
+@testable import NeedleProxy
+import Testing
+
+/// A seeded generator, so a test's random picks are the same on every run.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite("Balancing: peak-EWMA, backoff, power of two choices")
+struct BalancerTests {
+    let ms: UInt64 = 1_000_000
+    let second: UInt64 = 1_000_000_000
+
+    @Test("peak-EWMA: starts at 30 ms, a slower response is taken at once, faster ones pull it down with time")
+    func peakEWMA() {
+        var ewma = PeakEWMA(now: 0)
+        #expect(ewma.load(now: 0) == 30 * Double(ms))
+        ewma.requestStarted()
+        ewma.requestStarted()
+        #expect(ewma.load(now: 0) == 90 * Double(ms), "two in flight: the estimate times three")
+        ewma.requestFinished(rtt: 200 * ms, now: 1 * second)
+        #expect(ewma.estimateNanoseconds == 200 * Double(ms), "the peak")
+        // A fast response right after barely moves it; one ten seconds later moves it most of the way.
+        ewma.requestFinished(rtt: 10 * ms, now: 1 * second + 1 * ms)
+        #expect(ewma.estimateNanoseconds > 199 * Double(ms))
+        #expect(ewma.pending == 0)
+        var later = ewma
+        later.requestStarted()
+        later.requestFinished(rtt: 10 * ms, now: 11 * second)
+        #expect(later.estimateNanoseconds < 90 * Double(ms) && later.estimateNanoseconds > 10 * Double(ms))
+        // Idle, the load decays toward zero: a slow endpoint is tried again eventually.
+        #expect(ewma.load(now: 61 * second) < 1 * Double(ms))
+        // A clock that goes backwards decays nothing and never crashes.
+        #expect(ewma.load(now: 0) == ewma.estimateNanoseconds)
+        ewma.requestFinished(rtt: 1, now: 0)
+        #expect(ewma.pending == 0, "more finishes than starts never go negative")
+    }
+
+    @Test("backoff: 1 s after a failure, doubling to 60 s; a success puts the endpoint back at once")
+    func backoff() {
+        var backoff = EndpointBackoff()
+        #expect(backoff.isAvailable(now: 0))
+        backoff.failed(now: 10 * second)
+        #expect(!backoff.isAvailable(now: 10 * second + 999 * ms))
+        #expect(backoff.isAvailable(now: 11 * second))
+        var penalties: [UInt64] = []
+        for _ in 0..<9 {
+            backoff.failed(now: 100 * second)
+            penalties.append((backoff.availableAt - 100 * second) / second)
+        }
+        #expect(penalties == [2, 4, 8, 16, 32, 60, 60, 60, 60])
+        backoff.succeeded()
+        #expect(backoff.isAvailable(now: 100 * second) && backoff.consecutiveFailures == 0)
+    }
+
+    func candidates(loads: [UInt64], now: UInt64 = 0) -> [PowerOfTwoChoices.Candidate] {
+        loads.map { rtt in
+            var latency = PeakEWMA(now: now)
+            latency.requestStarted()
+            latency.requestFinished(rtt: rtt, now: now)
+            return PowerOfTwoChoices.Candidate(latency: latency, backoff: EndpointBackoff())
+        }
+    }
+
+    @Test("P2C: of two random endpoints the less loaded wins, so the slowest is never chosen among three")
+    func prefersLowerLoad() {
+        var generator = SplitMix64(state: 7)
+        let set = candidates(loads: [40 * ms, 400 * ms, 80 * ms])
+        var chosen = [0, 0, 0]
+        for _ in 0..<3000 {
+            guard let index = PowerOfTwoChoices.choose(set, now: 0, using: &generator) else { return }
+            chosen[index] += 1
+        }
+        #expect(chosen[1] == 0, "\(chosen)")
+        // Endpoint 0 wins both pairs it is in (2/3 of draws), endpoint 2 the one with endpoint 1 (1/3).
+        #expect(chosen[0] > 1800 && chosen[0] < 2200 && chosen[2] > 800, "\(chosen)")
+    }
+
+    @Test("P2C: equal endpoints share the traffic; an endpoint in backoff gets none while others are in rotation")
+    func spreadsAndSkipsFailed() {
+        var generator = SplitMix64(state: 42)
+        var set = candidates(loads: [30 * ms, 30 * ms, 30 * ms, 30 * ms])
+        var chosen = [0, 0, 0, 0]
+        for _ in 0..<4000 {
+            if let index = PowerOfTwoChoices.choose(set, now: 0, using: &generator) { chosen[index] += 1 }
+        }
+        #expect(chosen.allSatisfy { $0 > 800 }, "\(chosen)")
+        set[2].backoff.failed(now: 0)
+        chosen = [0, 0, 0, 0]
+        for _ in 0..<1000 {
+            if let index = PowerOfTwoChoices.choose(set, now: 500 * ms, using: &generator) { chosen[index] += 1 }
+        }
+        #expect(chosen[2] == 0 && chosen.reduce(0, +) == 1000, "\(chosen)")
+    }
+
+    @Test("P2C: one endpoint, none, or all out of rotation (the one back soonest is tried)")
+    func edges() {
+        var generator = SplitMix64(state: 1)
+        #expect(PowerOfTwoChoices.choose([], now: 0, using: &generator) == nil)
+        #expect(PowerOfTwoChoices.choose(candidates(loads: [5 * ms]), now: 0, using: &generator) == 0)
+        var set = candidates(loads: [5 * ms, 5 * ms, 5 * ms])
+        set[0].backoff.failed(now: 0)
+        set[0].backoff.failed(now: 0)
+        set[1].backoff.failed(now: 0)
+        set[2].backoff.failed(now: 0)
+        set[2].backoff.failed(now: 0)
+        set[2].backoff.failed(now: 0)
+        #expect(PowerOfTwoChoices.choose(set, now: 0, using: &generator) == 1)
+    }
+}
