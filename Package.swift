@@ -69,6 +69,9 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
+        // Discovery's pure core (DESIGN §8): Services, EndpointSlices and pods as kept records, the answer for
+        // an IP:port, and the event lines between two answers. No I/O.
+        .target(name: "NeedleDiscovery", dependencies: ["NeedleContract"]),
         // The Kubernetes API client of the injector and the controller: access, token, TLS.
         .target(
             name: "NeedleKubernetes",
@@ -196,6 +199,7 @@ let package = Package(
             path: "Tests/IdentityTestSupport"
         ),
         .testTarget(name: "NeedleIdentityTests", dependencies: ["NeedleIdentity", "IdentityTestSupport"]),
+        .testTarget(name: "NeedleDiscoveryTests", dependencies: ["NeedleDiscovery", "NeedleContract"]),
         .testTarget(name: "NeedleControllerTests", dependencies: ["NeedleController", "NeedleIdentity", "IdentityTestSupport"]),
         .testTarget(name: "NeedleInitTests", dependencies: ["NeedleInit"]),
         .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy", "NeedleProxyFuzzing", "NeedleIdentity", "IdentityTestSupport"]),

@@ -1,0 +1,117 @@
+import NeedleContract
+
+/// A destination lookup's answer (DESIGN §8), before it becomes event lines.
+public enum DestinationAnswer: Equatable, Sendable {
+    case notKnown
+    /// The ready endpoints, in address order (empty: the Service exists but nothing is ready).
+    case endpoints([DestinationEndpoint])
+}
+
+/// The cluster as discovery sees it, and the answer for any `IP:port`. Pure: the watch feeds it changes and
+/// asks it again. What grows with what: `services` and `serviceByClusterIP` with the Services (and their
+/// cluster IPs); `slices` and `slicesByService` with the EndpointSlices and their endpoints; `pods` and
+/// `podByIP` with the pods. Nothing is kept per lookup: answers are computed when asked.
+public struct DestinationIndex: Sendable {
+    public enum Change: Sendable {
+        case service(ServiceRecord)
+        case serviceDeleted(ObjectKey)
+        case endpointSlice(EndpointSliceRecord)
+        case endpointSliceDeleted(ObjectKey)
+        case pod(PodRecord)
+        case podDeleted(ObjectKey)
+    }
+
+    public let trustDomain: DNSName
+    private var services: [ObjectKey: ServiceRecord] = [:]
+    private var serviceByClusterIP: [IPAddress: ObjectKey] = [:]
+    private var slices: [ObjectKey: EndpointSliceRecord] = [:]
+    private var slicesByService: [ObjectKey: Set<ObjectKey>] = [:]
+    private var pods: [ObjectKey: PodRecord] = [:]
+    private var podByIP: [IPAddress: ObjectKey] = [:]
+
+    public init(trustDomain: DNSName) {
+        self.trustDomain = trustDomain
+    }
+
+    public var counts: (services: Int, endpointSlices: Int, pods: Int) { (services.count, slices.count, pods.count) }
+
+    public mutating func apply(_ change: Change) {
+        switch change {
+        case .service(let record):
+            removeService(record.key)
+            services[record.key] = record
+            for ip in record.clusterIPs { serviceByClusterIP[ip] = record.key }
+        case .serviceDeleted(let key):
+            removeService(key)
+        case .endpointSlice(let record):
+            removeSlice(record.key)
+            slices[record.key] = record
+            slicesByService[ObjectKey(namespace: record.key.namespace, name: record.service), default: []].insert(record.key)
+        case .endpointSliceDeleted(let key):
+            removeSlice(key)
+        case .pod(let record):
+            removePod(record.key)
+            pods[record.key] = record
+            for ip in record.ips { podByIP[ip] = record.key }
+        case .podDeleted(let key):
+            removePod(key)
+        }
+    }
+
+    /// The answer for an outbound connection's original destination.
+    public func answer(for address: ListenAddress) -> DestinationAnswer {
+        if let serviceKey = serviceByClusterIP[address.ip], let service = services[serviceKey],
+           let port = service.ports.first(where: { $0.port == address.port }) {
+            return .endpoints(endpoints(of: service, port: port))
+        }
+        if let podKey = podByIP[address.ip], let pod = pods[podKey] {
+            return .endpoints([endpoint(address: address, pod: pod, service: nil)])
+        }
+        return .notKnown
+    }
+
+    private func endpoints(of service: ServiceRecord, port: ServiceRecord.Port) -> [DestinationEndpoint] {
+        var found: [ListenAddress: DestinationEndpoint] = [:]
+        for sliceKey in slicesByService[service.key] ?? [] {
+            guard let slice = slices[sliceKey], let slicePort = slice.ports.first(where: { $0.name == port.name }) else { continue }
+            for endpoint in slice.endpoints where endpoint.ready {
+                let pod = endpoint.pod.flatMap { pods[ObjectKey(namespace: slice.key.namespace, name: $0)] }
+                for ip in endpoint.addresses {
+                    let address = ListenAddress(ip: ip, port: slicePort.port)
+                    found[address] = self.endpoint(address: address, pod: pod, service: service.key.name,
+                                                   namespace: slice.key.namespace, podName: endpoint.pod)
+                }
+            }
+        }
+        return found.values.sorted { $0.address.description < $1.address.description }
+    }
+
+    private func endpoint(address: ListenAddress, pod: PodRecord?, service: String?, namespace: String? = nil,
+                          podName: String? = nil) -> DestinationEndpoint {
+        var endpoint = DestinationEndpoint(address: address, namespace: pod?.key.namespace ?? namespace, service: service,
+                                           pod: pod?.key.name ?? podName)
+        if let pod, pod.meshed,
+           let identity = try? WorkloadIdentity(namespace: pod.key.namespace, serviceAccount: pod.serviceAccount, trustDomain: trustDomain) {
+            endpoint.identity = identity.tlsName
+            endpoint.opaque = pod.opaquePorts.contains(address.port)
+        }
+        return endpoint
+    }
+
+    private mutating func removeService(_ key: ObjectKey) {
+        guard let old = services.removeValue(forKey: key) else { return }
+        for ip in old.clusterIPs where serviceByClusterIP[ip] == key { serviceByClusterIP[ip] = nil }
+    }
+
+    private mutating func removeSlice(_ key: ObjectKey) {
+        guard let old = slices.removeValue(forKey: key) else { return }
+        let serviceKey = ObjectKey(namespace: key.namespace, name: old.service)
+        slicesByService[serviceKey]?.remove(key)
+        if slicesByService[serviceKey]?.isEmpty == true { slicesByService[serviceKey] = nil }
+    }
+
+    private mutating func removePod(_ key: ObjectKey) {
+        guard let old = pods.removeValue(forKey: key) else { return }
+        for ip in old.ips where podByIP[ip] == key { podByIP[ip] = nil }
+    }
+}

@@ -1,0 +1,90 @@
+import NeedleContract
+import NeedleDiscovery
+import Testing
+
+@Suite("Destination index and diff")
+struct DestinationIndexTests {
+    func ip(_ text: String) throws -> IPAddress { try IPAddress(parsing: text) }
+    func address(_ text: String) throws -> ListenAddress { try ListenAddress(parsing: text) }
+    func key(_ name: String, _ namespace: String = "shop") -> ObjectKey { ObjectKey(namespace: namespace, name: name) }
+
+    /// Service web (10.96.0.10, port 80 named "http" to target port 8080), one slice with two meshed pods, one
+    /// unmeshed pod and one not-ready pod.
+    func cluster() throws -> DestinationIndex {
+        var index = DestinationIndex(trustDomain: try DNSName(parsing: "cluster.local"))
+        index.apply(.service(ServiceRecord(key: key("web"), clusterIPs: [try ip("10.96.0.10")], ports: [.init(name: "http", port: 80)])))
+        index.apply(.endpointSlice(EndpointSliceRecord(
+            key: key("web-abc"), service: "web", ports: [.init(name: "http", port: 8080)],
+            endpoints: [
+                .init(addresses: [try ip("10.0.0.1")], ready: true, pod: "web-1"),
+                .init(addresses: [try ip("10.0.0.2")], ready: true, pod: "web-2"),
+                .init(addresses: [try ip("10.0.0.3")], ready: true, pod: "legacy-1"),
+                .init(addresses: [try ip("10.0.0.4")], ready: false, pod: "web-4"),
+            ])))
+        for (name, podIP, meshed) in [("web-1", "10.0.0.1", true), ("web-2", "10.0.0.2", true), ("legacy-1", "10.0.0.3", false),
+                                      ("web-4", "10.0.0.4", true)] {
+            index.apply(.pod(PodRecord(key: key(name), ips: [try ip(podIP)], serviceAccount: name.hasPrefix("web") ? "web" : "default",
+                                       meshed: meshed, opaquePorts: try PortSet(parsing: "5432"))))
+        }
+        return index
+    }
+
+    @Test("a ClusterIP and port: the ready endpoints on their target port, meshed ones with their TLS name")
+    func service() throws {
+        let index = try cluster()
+        guard case .endpoints(let endpoints) = index.answer(for: try address("10.96.0.10:80")) else {
+            Issue.record("no endpoints")
+            return
+        }
+        #expect(endpoints.map(\.address.description) == ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"])
+        #expect(endpoints[0].identity == "web.shop.serviceaccount.identity.needle.cluster.local")
+        #expect(endpoints[0].service == "web" && endpoints[0].pod == "web-1" && endpoints[0].namespace == "shop" && !endpoints[0].opaque)
+        #expect(endpoints[2].identity == nil, "an unmeshed pod is reached in plaintext")
+        #expect(index.answer(for: try address("10.96.0.10:81")) == .notKnown, "a port the Service does not have")
+        #expect(index.answer(for: try address("10.1.2.3:80")) == .notKnown)
+    }
+
+    @Test("a pod IP: that pod, with its identity and opaque ports if meshed")
+    func pod() throws {
+        let index = try cluster()
+        #expect(index.answer(for: try address("10.0.0.2:5432")) == .endpoints([
+            DestinationEndpoint(address: try address("10.0.0.2:5432"), identity: "web.shop.serviceaccount.identity.needle.cluster.local",
+                                opaque: true, namespace: "shop", pod: "web-2"),
+        ]))
+        #expect(index.answer(for: try address("10.0.0.3:9000")) == .endpoints([
+            DestinationEndpoint(address: try address("10.0.0.3:9000"), namespace: "shop", pod: "legacy-1"),
+        ]))
+    }
+
+    @Test("changes: an endpoint leaves, a pod is deleted, the Service goes, an IP moves to a new pod")
+    func changes() throws {
+        var index = try cluster()
+        index.apply(.endpointSlice(EndpointSliceRecord(key: key("web-abc"), service: "web", ports: [.init(name: "http", port: 8080)],
+                                                       endpoints: [.init(addresses: [try ip("10.0.0.2")], ready: true, pod: "web-2")])))
+        guard case .endpoints(let endpoints) = index.answer(for: try address("10.96.0.10:80")) else { return }
+        #expect(endpoints.map(\.address.description) == ["10.0.0.2:8080"])
+        index.apply(.podDeleted(key("web-1")))
+        #expect(index.answer(for: try address("10.0.0.1:8080")) == .notKnown)
+        index.apply(.pod(PodRecord(key: key("web-9"), ips: [try ip("10.0.0.1")], serviceAccount: "web", meshed: false, opaquePorts: [])))
+        index.apply(.podDeleted(key("web-1")))
+        #expect(index.answer(for: try address("10.0.0.1:8080")) != .notKnown, "deleting an old pod does not forget the IP's new owner")
+        index.apply(.serviceDeleted(key("web")))
+        #expect(index.answer(for: try address("10.96.0.10:80")) == .notKnown)
+        index.apply(.endpointSliceDeleted(key("web-abc")))
+        #expect(index.counts.services == 0 && index.counts.endpointSlices == 0)
+    }
+
+    @Test("diff: a first answer or a switch is a reset; endpoint changes are adds and removes; no change is nothing")
+    func diff() throws {
+        let a = DestinationEndpoint(address: try address("10.0.0.1:80")), b = DestinationEndpoint(address: try address("10.0.0.2:80"))
+        var bMeshed = b
+        bMeshed.identity = "b.shop.serviceaccount.identity.needle.cluster.local"
+        #expect(DestinationDiff.events(from: nil, to: .endpoints([a, b])) == [.reset, .add(a), .add(b), .sync])
+        #expect(DestinationDiff.events(from: nil, to: .notKnown) == [.reset, .notKnown, .sync])
+        #expect(DestinationDiff.events(from: .endpoints([a, b]), to: .endpoints([a, b])) == [])
+        #expect(DestinationDiff.events(from: .endpoints([a, b]), to: .endpoints([bMeshed])) == [.add(bMeshed), .remove(a.address), .sync])
+        #expect(DestinationDiff.events(from: .endpoints([a]), to: .notKnown) == [.reset, .notKnown, .sync])
+        #expect(DestinationDiff.events(from: .notKnown, to: .notKnown) == [])
+        #expect(DestinationDiff.events(from: .notKnown, to: .endpoints([])) == [.reset, .sync])
+    }
+}
