@@ -83,6 +83,17 @@ public final class KubernetesClient: Sendable {
         try await client.execute(request, timeout: timeout)
     }
 
+    /// GETs `path` and decodes the JSON answer (at most `limit` bytes); anything but 200 is an error naming
+    /// the path and status.
+    public func getJSON<Value: Decodable>(_ type: Value.Type, path: String, timeout: TimeAmount, limit: Int) async throws -> Value {
+        let response = try await client.execute(try request(path), timeout: timeout)
+        guard response.status == .ok else {
+            throw KubernetesAPIError(description: "GET \(path) answered HTTP \(response.status.code)")
+        }
+        var body = try await response.body.collect(upTo: limit)
+        return try JSONDecoder().decode(type, from: Data(body.readBytes(length: body.readableBytes) ?? []))
+    }
+
     /// POSTs a JSON object; returns the status and at most `limit` bytes of the answer.
     public func post(_ path: String, json: [UInt8], timeout: TimeAmount, limit: Int) async throws -> (status: Int, body: [UInt8]) {
         var request = try request(path, method: .POST)

@@ -8,51 +8,67 @@ import NeedleKubernetes
 @testable import NeedleWebhook
 import Testing
 
-@Suite("Namespace watch state")
+@Suite("Namespace watch state and the watch stream")
 struct NamespaceWatchStateTests {
-    func list(_ names: [String], version: String) throws -> NamespaceList {
+    func list(_ names: [String], version: String) throws -> ResourceList<NamespaceObject> {
         let items = names.map { "{\"metadata\":{\"name\":\"\($0)\",\"annotations\":{\"needle.dev/inject\":\"enabled\"}}}" }
         let json = "{\"metadata\":{\"resourceVersion\":\"\(version)\"},\"items\":[\(items.joined(separator: ","))]}"
-        return try JSONDecoder().decode(NamespaceList.self, from: Data(json.utf8))
+        return try JSONDecoder().decode(ResourceList<NamespaceObject>.self, from: Data(json.utf8))
     }
 
     func line(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-    @Test("a list of pages replaces the cache and sets the resume point")
+    /// Feeds one watch line through the cursor into the state, as `ResourceWatch` does; the relist reason if any.
+    func feed(_ text: String, _ cursor: inout WatchCursor, _ state: inout NamespaceWatchState) -> String? {
+        switch cursor.decode(line: line(text), as: NamespaceObject.self) {
+        case .event(let event):
+            state.apply(event)
+            return nil
+        case .nothing:
+            return nil
+        case .relist(let reason):
+            return reason
+        }
+    }
+
+    @Test("a list replaces the cache; its resource version is where the watch resumes")
     func listReplaces() throws {
         var state = NamespaceWatchState()
         state.remember(NamespaceMetadata(name: "stale"))
-        state.replace(with: [try list(["a"], version: "5"), try list(["b"], version: "7")])
+        let page = try list(["a", "b"], version: "7")
+        state.replace(with: page.items ?? [])
         #expect(Set(state.namespaces.keys) == ["a", "b"])
-        #expect(state.resourceVersion == "7")
+        #expect(page.metadata?.resourceVersion == "7")
         #expect(state.synced)
     }
 
-    @Test("ADDED, MODIFIED and DELETED events update the cache and the resource version")
+    @Test("ADDED, MODIFIED and DELETED events update the cache; every event and bookmark moves the resume point")
     func events() throws {
         var state = NamespaceWatchState()
-        state.replace(with: [try list(["a"], version: "1")])
-        #expect(state.apply(line: line(#"{"type":"ADDED","object":{"metadata":{"name":"b","resourceVersion":"2","annotations":{"x":"y"}}}}"#)) == .keepWatching)
+        var cursor = WatchCursor(resourceVersion: "1")
+        state.replace(with: try list(["a"], version: "1").items ?? [])
+        #expect(feed(#"{"type":"ADDED","object":{"metadata":{"name":"b","resourceVersion":"2","annotations":{"x":"y"}}}}"#, &cursor, &state) == nil)
         #expect(state.namespaces["b"]?.annotations == ["x": "y"])
-        #expect(state.apply(line: line(#"{"type":"MODIFIED","object":{"metadata":{"name":"b","resourceVersion":"3"}}}"#)) == .keepWatching)
+        #expect(feed(#"{"type":"MODIFIED","object":{"metadata":{"name":"b","resourceVersion":"3"}}}"#, &cursor, &state) == nil)
         #expect(state.namespaces["b"]?.annotations == [:])
-        #expect(state.apply(line: line(#"{"type":"DELETED","object":{"metadata":{"name":"a","resourceVersion":"4"}}}"#)) == .keepWatching)
+        #expect(feed(#"{"type":"DELETED","object":{"metadata":{"name":"a","resourceVersion":"4"}}}"#, &cursor, &state) == nil)
         #expect(state.namespaces["a"] == nil)
-        #expect(state.apply(line: line(#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#)) == .keepWatching)
-        #expect(state.resourceVersion == "9")
-        #expect(state.apply(line: line("   ")) == .keepWatching)
+        #expect(cursor.resourceVersion == "4")
+        #expect(feed(#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#, &cursor, &state) == nil)
+        #expect(cursor.resourceVersion == "9")
+        #expect(feed("   ", &cursor, &state) == nil)
     }
 
-    @Test("410 Gone, unknown event types and garbage ask for a relist")
+    @Test("410 Gone, unknown event types, undecodable objects and garbage ask for a relist")
     func relist() {
         var state = NamespaceWatchState()
-        guard case .relist(let reason) = state.apply(line: line(#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old"}}"#)) else {
-            Issue.record("expected a relist")
-            return
-        }
-        #expect(reason.contains("410"))
-        #expect(state.apply(line: line(#"{"type":"SURPRISE","object":{}}"#)) != .keepWatching)
-        #expect(state.apply(line: line("{not json")) != .keepWatching)
+        var cursor = WatchCursor(resourceVersion: "1")
+        let gone = feed(#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old"}}"#, &cursor, &state)
+        #expect(gone?.contains("410") == true)
+        #expect(feed(#"{"type":"SURPRISE","object":{}}"#, &cursor, &state) != nil)
+        #expect(feed("{not json", &cursor, &state) != nil)
+        #expect(feed(#"{"type":"ADDED","object":{"metadata":"not an object"}}"#, &cursor, &state) != nil)
+        #expect(cursor.resourceVersion == "1", "a refused line does not move the resume point")
     }
 
     @Test("lines are reassembled across chunks and over-long lines are refused")
@@ -66,8 +82,9 @@ struct NamespaceWatchStateTests {
 
     @Test("resource versions and continue tokens are percent-encoded")
     func percentEncoding() {
-        #expect(KubernetesNamespaces.percentEncoded("abc-123_.~") == "abc-123_.~")
-        #expect(KubernetesNamespaces.percentEncoded("a b/c=&") == "a%20b%2Fc%3D%26")
+        #expect(percentEncoded("abc-123_.~") == "abc-123_.~")
+        #expect(percentEncoded("a b/c=&") == "a%20b%2Fc%3D%26")
+        #expect(percentEncoded("\u{1}") == "%01")
     }
 }
 
