@@ -149,11 +149,13 @@ let package = Package(
             dependencies: ["NeedleWebhook", "NeedleServerKit", "NeedleHTTPService", "NeedleKubernetes",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        // The control plane's services: identity (certify), later discovery. Thin I/O around NeedleIdentity.
+        // The control plane's services: identity (certify) and discovery (destinations). Thin I/O around
+        // NeedleIdentity and NeedleDiscovery.
         .target(
             name: "NeedleController",
             dependencies: [
                 "NeedleIdentity",
+                "NeedleDiscovery",
                 "NeedleHTTPService",
                 "NeedleKubernetes",
                 "NeedleContract",
@@ -200,7 +202,7 @@ let package = Package(
         ),
         .testTarget(name: "NeedleIdentityTests", dependencies: ["NeedleIdentity", "IdentityTestSupport"]),
         .testTarget(name: "NeedleDiscoveryTests", dependencies: ["NeedleDiscovery", "NeedleContract"]),
-        .testTarget(name: "NeedleControllerTests", dependencies: ["NeedleController", "NeedleIdentity", "IdentityTestSupport"]),
+        .testTarget(name: "NeedleControllerTests", dependencies: ["NeedleController", "NeedleIdentity", "NeedleDiscovery", "IdentityTestSupport"]),
         .testTarget(name: "NeedleInitTests", dependencies: ["NeedleInit"]),
         .testTarget(name: "NeedleProxyTests", dependencies: ["NeedleProxy", "NeedleProxyFuzzing", "NeedleIdentity", "IdentityTestSupport"]),
         .testTarget(name: "NeedleInstallTests", dependencies: ["NeedleInstall"], exclude: ["Workloads"]),

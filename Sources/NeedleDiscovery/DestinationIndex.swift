@@ -13,6 +13,10 @@ public enum DestinationAnswer: Equatable, Sendable {
 /// `podByIP` with the pods. Nothing is kept per lookup: answers are computed when asked.
 public struct DestinationIndex: Sendable {
     public enum Change: Sendable {
+        /// A complete list of one kind (after a list or relist): replaces every record of that kind.
+        case allServices([ServiceRecord])
+        case allEndpointSlices([EndpointSliceRecord])
+        case allPods([PodRecord])
         case service(ServiceRecord)
         case serviceDeleted(ObjectKey)
         case endpointSlice(EndpointSliceRecord)
@@ -37,6 +41,18 @@ public struct DestinationIndex: Sendable {
 
     public mutating func apply(_ change: Change) {
         switch change {
+        case .allServices(let records):
+            services = [:]
+            serviceByClusterIP = [:]
+            for record in records { apply(.service(record)) }
+        case .allEndpointSlices(let records):
+            slices = [:]
+            slicesByService = [:]
+            for record in records { apply(.endpointSlice(record)) }
+        case .allPods(let records):
+            pods = [:]
+            podByIP = [:]
+            for record in records { apply(.pod(record)) }
         case .service(let record):
             removeService(record.key)
             services[record.key] = record

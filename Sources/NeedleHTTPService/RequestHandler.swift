@@ -19,6 +19,8 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var body: ByteBuffer?
     private var timer: Scheduled<Void>?
     private var requestVersion = HTTPVersion.http1_1
+    /// Copies a streamed reply's body to the connection; cancelled when the connection closes.
+    private var streaming: Task<Void, Never>?
 
     init(service: any RequestService, timeouts: Timeouts) {
         self.service = service
@@ -37,6 +39,8 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
+        streaming?.cancel()
+        streaming = nil
         state.closed()
         context.fireChannelInactive()
     }
@@ -72,6 +76,12 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         // NIO's HTTP/1.1 pipeline handler usually acts on the quiesce itself; it passes the event on when it
         // is removed mid-drain, and then this connection finishes the same way.
         if event is ChannelShouldQuiesceEvent {
+            // A streamed reply never ends on its own: a draining server ends it (the client asks again,
+            // elsewhere).
+            if streaming != nil {
+                context.close(promise: nil)
+                return
+            }
             perform(state.shutdownRequested(), context: context)
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -111,12 +121,52 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let service = self.service
             context.eventLoop.makeFutureWithTask {
-                await service.respond(to: head, body: requestBody)
+                await service.reply(to: head, body: requestBody)
             }.whenSuccess { reply in
                 let (handler, context) = loopBound.value
                 guard context.channel.isActive else { return }
-                handler.write(reply, keepAlive: keepAlive, context: context).assumeIsolated().whenComplete { _ in
-                    handler.perform(handler.state.replySent(), context: context)
+                switch reply {
+                case .whole(let reply):
+                    handler.write(reply, keepAlive: keepAlive, context: context).assumeIsolated().whenComplete { _ in
+                        handler.perform(handler.state.replySent(), context: context)
+                    }
+                case .stream(let reply):
+                    handler.stream(reply, context: context)
+                }
+            }
+        }
+    }
+
+    /// Sends the head, then each element of the body as it comes, waiting for each write so a client that
+    /// does not read holds up only its own stream; closes when the stream ends.
+    private func stream(_ reply: HTTPStreamReply, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: reply.contentType)
+        headers.add(name: "transfer-encoding", value: "chunked")
+        headers.add(name: "connection", value: "close")
+        let head = HTTPResponseHead(version: requestVersion, status: HTTPResponseStatus(statusCode: reply.status), headers: headers)
+        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+        let channel = context.channel
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        streaming = Task {
+            for await element in reply.body {
+                let written = channel.eventLoop.flatSubmit {
+                    let (handler, context) = loopBound.value
+                    let part = HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: element)))
+                    return context.writeAndFlush(handler.wrapOutboundOut(part))
+                }
+                do {
+                    try await written.get()
+                } catch {
+                    return
+                }
+            }
+            // Cancelled: the connection is already gone.
+            guard !Task.isCancelled else { return }
+            channel.eventLoop.execute {
+                let (handler, context) = loopBound.value
+                context.writeAndFlush(handler.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
                 }
             }
         }

@@ -22,6 +22,27 @@ public struct HTTPReply: Equatable, Sendable {
     }
 }
 
+/// A reply whose body is streamed as the service produces it (the destination API's answers): sent with
+/// chunked framing, flushed per element, and the connection closes when the stream ends. The stream ends
+/// when the client goes away (its `onTermination` runs), so a producer can stop at once.
+public struct HTTPStreamReply: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: AsyncStream<[UInt8]>
+
+    public init(status: Int = 200, contentType: String, body: AsyncStream<[UInt8]>) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
+/// What a service answers: a whole reply, or a streamed one.
+public enum ServiceReply: Sendable {
+    case whole(HTTPReply)
+    case stream(HTTPStreamReply)
+}
+
 /// What the server hands a service about a request before its body is read.
 public struct RequestHead: Sendable, Equatable {
     public var method: String
@@ -53,18 +74,26 @@ public struct RequestHead: Sendable, Equatable {
     }
 }
 
-/// A request/response service on `HTTPSServer`: one route, whole bodies, no streaming (the webhook's
-/// reviews, the controller's certify calls). No NIO here.
+/// A request/response service on `HTTPSServer`: one route, whole request bodies (the webhook's reviews, the
+/// controller's certify calls), and whole or streamed replies (the destination API). No NIO here.
 public protocol RequestService: Sendable {
     /// The largest body read; a larger one is answered by `tooLarge` without being read further.
     var bodyLimit: Int { get }
     /// A reply that refuses the request on its head alone (wrong path, method, type, declared size); nil reads the body.
     func check(_ head: RequestHead) -> HTTPReply?
     func respond(to head: RequestHead, body: [UInt8]) async -> HTTPReply
+    /// The reply the server sends; a service that streams implements this, the others get `respond`'s.
+    func reply(to head: RequestHead, body: [UInt8]) async -> ServiceReply
     /// The reply to a body that grew over `bodyLimit`, or did not arrive in time (408).
     func refusal(status: Int, message: String) -> HTTPReply
     /// Counts and logs a refusal sent by the server itself (`check`, too large, too slow).
     func recordRejection(_ reply: HTTPReply)
+}
+
+extension RequestService {
+    public func reply(to head: RequestHead, body: [UInt8]) async -> ServiceReply {
+        .whole(await respond(to: head, body: body))
+    }
 }
 
 /// One route's rules for a request head, in the order a client would want to hear about them: wrong path,
@@ -92,7 +121,8 @@ public struct RequestRoute: Sendable {
         guard head.method == method else {
             return (405, "method \(Self.truncated(head.method)) is not allowed; use \(method)")
         }
-        guard let contentType = head.contentType, accepts(contentType) else {
+        // A route without media types takes no body (a GET): any content type is beside the point.
+        if !mediaTypes.isEmpty, head.contentType.map(accepts) != true {
             let sent = head.contentType.map { "\"\(Self.truncated($0))\"" } ?? "(none)"
             return (415, "content type \(sent) is not supported; send \(mediaTypes.joined(separator: " or "))")
         }

@@ -74,6 +74,19 @@ struct DestinationIndexTests {
         #expect(index.counts.services == 0 && index.counts.endpointSlices == 0)
     }
 
+    @Test("a relist replaces every record of its kind and nothing else")
+    func relist() throws {
+        var index = try cluster()
+        index.apply(.allPods([PodRecord(key: key("web-2"), ips: [try ip("10.0.0.2")], serviceAccount: "web", meshed: false, opaquePorts: [])]))
+        #expect(index.counts.pods == 1)
+        #expect(index.answer(for: try address("10.0.0.1:8080")) == .notKnown, "a pod missing from the new list is gone")
+        guard case .endpoints(let endpoints) = index.answer(for: try address("10.96.0.10:80")) else { return }
+        #expect(endpoints.count == 3 && endpoints.allSatisfy { $0.identity == nil }, "slices stay; no pod is meshed any more")
+        index.apply(.allServices([]))
+        #expect(index.answer(for: try address("10.96.0.10:80")) == .notKnown)
+        #expect(index.counts.endpointSlices == 1)
+    }
+
     @Test("diff: a first answer or a switch is a reset; endpoint changes are adds and removes; no change is nothing")
     func diff() throws {
         let a = DestinationEndpoint(address: try address("10.0.0.1:80")), b = DestinationEndpoint(address: try address("10.0.0.2:80"))
