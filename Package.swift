@@ -170,7 +170,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "needle-controller",
-            dependencies: ["NeedleController", "NeedleServerKit", "NeedleHTTPService", "NeedleKubernetes",
+            dependencies: ["NeedleController", "NeedleDiscovery", "NeedleServerKit", "NeedleHTTPService", "NeedleKubernetes",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // needle install / inject: manifests, certificates, offline workload injection.

@@ -27,9 +27,12 @@ public final class IssuerStore: Sendable {
         }
     }
 
-    /// The controller's own certificate, as a TLS context for its listeners.
+    /// The controller's own certificate, as TLS contexts for its listeners.
     public struct Serving: Sendable {
+        /// For the identity API: proxies have no certificate yet when they call it.
         public let context: NIOSSLContext
+        /// For the destination API: a client certificate from the trust anchors is required (DESIGN §8).
+        public let mutualContext: NIOSSLContext
         public let notBefore: Date
         public let notAfter: Date
 
@@ -124,7 +127,13 @@ public final class IssuerStore: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                                      privateKey: .privateKey(privateKey))
         configuration.minimumTLSVersion = .tlsv13
-        return Serving(context: try NIOSSLContext(configuration: configuration),
+        var mutual = configuration
+        // Verify the client's chain against the anchors; no host name to check for a client.
+        mutual.certificateVerification = .noHostnameVerification
+        mutual.trustRoots = .certificates(try issuer.trustAnchors.map { anchor in
+            try NIOSSLCertificate(bytes: Array(try anchor.serializeAsPEM().pemString.utf8), format: .pem)
+        })
+        return Serving(context: try NIOSSLContext(configuration: configuration), mutualContext: try NIOSSLContext(configuration: mutual),
                        notBefore: issued.certificate.notValidBefore, notAfter: issued.certificate.notValidAfter)
     }
 }

@@ -13,9 +13,14 @@ public struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(namespace)/\(name)" }
 }
 
+/// A record named by its object's namespace and name.
+public protocol KeyedRecord: Sendable {
+    var key: ObjectKey { get }
+}
+
 /// What discovery keeps of a Service: its cluster IPs and TCP ports. Everything else in the object is
 /// dropped when it is decoded, so memory grows with services × ports, not with object size.
-public struct ServiceRecord: Equatable, Sendable {
+public struct ServiceRecord: KeyedRecord, Equatable {
     public struct Port: Equatable, Sendable {
         /// The port's name ("" when the Service has one unnamed port): EndpointSlice ports carry the same name.
         public var name: String
@@ -41,7 +46,7 @@ public struct ServiceRecord: Equatable, Sendable {
 
 /// What discovery keeps of an EndpointSlice (`discovery.k8s.io/v1`): the Service it belongs to, its ports
 /// (target ports already resolved by the EndpointSlice controller, named ones included) and its endpoints.
-public struct EndpointSliceRecord: Equatable, Sendable {
+public struct EndpointSliceRecord: KeyedRecord, Equatable {
     public struct Port: Equatable, Sendable {
         public var name: String
         public var port: Int
@@ -81,7 +86,7 @@ public struct EndpointSliceRecord: Equatable, Sendable {
 }
 
 /// What discovery keeps of a pod: where it is, who it is, and whether a needle-proxy serves it.
-public struct PodRecord: Equatable, Sendable {
+public struct PodRecord: KeyedRecord, Equatable {
     public var key: ObjectKey
     public var ips: [IPAddress]
     public var serviceAccount: String

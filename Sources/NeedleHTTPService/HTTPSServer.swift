@@ -22,6 +22,8 @@ public final class HTTPSServer: Sendable {
         public var listenPort = 8443
         public var adminHost = "0.0.0.0"
         public var adminPort = 9995
+        /// False for a second service of the same process, whose admin endpoints the first one serves.
+        public var servesAdmin = true
         public var headerTimeout = TimeAmount.seconds(10)
         public var bodyTimeout = TimeAmount.seconds(10)
         public var maxConnections = 512
@@ -69,18 +71,21 @@ public final class HTTPSServer: Sendable {
     private var isServing: Bool { state.withLockedValue { $0.ready && !$0.draining } }
     public var openConnections: Int { limit.openConnections }
 
-    /// Binds both listeners; returns the bound service and admin addresses.
-    public func start() async throws -> (service: SocketAddress, admin: SocketAddress) {
-        let admin = try await bindAdmin()
-        let webhook = try await bindService()
+    /// Binds the listeners; returns the bound service address and the admin one (nil when not served).
+    public func start() async throws -> (service: SocketAddress, admin: SocketAddress?) {
+        let admin = configuration.servesAdmin ? try await bindAdmin() : nil
+        let service = try await bindService()
         state.withLockedValue {
             $0.adminChannel = admin
             $0.ready = true
         }
-        guard let webhookAddress = webhook.localAddress, let adminAddress = admin.localAddress else {
-            throw HTTPSServerError(description: "listeners bound without a local address")
+        guard let serviceAddress = service.localAddress else {
+            throw HTTPSServerError(description: "the service listener bound without a local address")
         }
-        return (webhookAddress, adminAddress)
+        if let admin, admin.localAddress == nil {
+            throw HTTPSServerError(description: "the admin listener bound without a local address")
+        }
+        return (serviceAddress, admin?.localAddress)
     }
 
     private func bindService() async throws -> any Channel {

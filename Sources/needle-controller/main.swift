@@ -9,6 +9,7 @@ import NIOCore
 import NIOPosix
 import NeedleContract
 import NeedleController
+import NeedleDiscovery
 import NeedleHTTPService
 import NeedleKubernetes
 import NeedleServerKit
@@ -17,11 +18,14 @@ import NeedleServerKit
 struct ControllerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "needle-controller",
-        abstract: "Needle's control plane: the identity service that certifies proxies (POST \(IdentityAPI.certifyPath) over TLS)."
+        abstract: "Needle's control plane: the identity service that certifies proxies (POST \(IdentityAPI.certifyPath) over TLS) and the destination service that tells them where addresses go (GET \(DestinationAPI.path) over mutual TLS)."
     )
 
     @Option(help: "Identity API listen address (IP:PORT).")
     var identityListen = "0.0.0.0:\(Mesh.identityPort)"
+
+    @Option(help: "Destination API listen address (IP:PORT); mutual TLS, clients need a certificate from the trust anchors.")
+    var destinationListen = "0.0.0.0:\(Mesh.destinationPort)"
 
     @Option(help: "Admin listen address for /metrics, /ready, /live (IP:PORT).")
     var adminListen = "0.0.0.0:\(Mesh.controllerAdminPort)"
@@ -95,9 +99,11 @@ struct ControllerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "needle-controller")
         let identityAddress: ListenAddress
+        let destinationAddress: ListenAddress
         let adminAddress: ListenAddress
         do {
             identityAddress = try ListenAddress(parsing: identityListen)
+            destinationAddress = try ListenAddress(parsing: destinationListen)
             adminAddress = try ListenAddress(parsing: adminListen)
         } catch {
             throw ValidationError("bad listen address: \(error)")
@@ -136,16 +142,32 @@ struct ControllerCommand: AsyncParsableCommand {
         configuration.shutdownGracePeriod = .seconds(shutdownGracePeriod)
         let server = HTTPSServer(configuration: configuration, service: service, tlsContext: { store.serving.context },
                                  metrics: metrics, logger: logger, group: group)
-        let bound: (service: SocketAddress, admin: SocketAddress)
+        // Discovery: Services, EndpointSlices and pods, each listed and watched, kept in one catalog.
+        let catalog = DestinationCatalog(trustDomain: store.controllerIdentity.trustDomain)
+        let watchClient = KubernetesClient(access: access, group: group, userAgent: "needle-controller",
+                                           readTimeout: .seconds(Int64(ResourceWatch<PodObject>.watchTimeoutSeconds + 30)))
+        let watches = DestinationWatches(client: watchClient, catalog: catalog, logger: logger)
+        let watching = Task { await watches.run() }
+        var destinationConfiguration = configuration
+        destinationConfiguration.listenHost = destinationAddress.ip.description
+        destinationConfiguration.listenPort = destinationAddress.port
+        destinationConfiguration.servesAdmin = false
+        let destinations = HTTPSServer(configuration: destinationConfiguration, service: DestinationService(catalog: catalog, logger: logger),
+                                       tlsContext: { store.serving.mutualContext }, metrics: metrics, logger: logger, group: group)
+        let bound: (service: SocketAddress, admin: SocketAddress?)
+        let boundDestinations: SocketAddress
         do {
             bound = try await server.start()
+            boundDestinations = try await destinations.start().service
         } catch {
             logger.critical("cannot bind", metadata: ["error": "\(error)"])
+            watching.cancel()
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
         logger.notice("serving", metadata: [
-            "identity": "\(bound.service)", "admin": "\(bound.admin)", "tls_name": "\(store.controllerIdentity.tlsName)",
+            "identity": "\(bound.service)", "destinations": "\(boundDestinations)", "admin": "\(bound.admin.map { "\($0)" } ?? "none")",
+            "tls_name": "\(store.controllerIdentity.tlsName)",
             "issuer_not_after": "\(store.issuer.notAfter)", "kubernetes": "\(access.server)", "version": "\(Mesh.version)",
         ])
 
@@ -155,8 +177,11 @@ struct ControllerCommand: AsyncParsableCommand {
         let signal = await ShutdownSignals.next()
         logger.notice("shutting down: finishing requests in flight", metadata: ["signal": "\(signal)"])
         refresher.cancel()
+        watching.cancel()
+        await destinations.shutdown()
         await server.shutdown()
         await kubernetes.shutdown()
+        await watchClient.shutdown()
         try? await group.shutdownGracefully()
         logger.notice("stopped")
     }

@@ -178,7 +178,7 @@ struct InjectorCommand: AsyncParsableCommand {
 
         let server = HTTPSServer(configuration: serverConfiguration, service: service, tlsContext: { certificate.context },
                                  metrics: metrics, logger: logger, group: group)
-        let bound: (service: SocketAddress, admin: SocketAddress)
+        let bound: (service: SocketAddress, admin: SocketAddress?)
         do {
             bound = try await server.start()
         } catch {
@@ -186,7 +186,7 @@ struct InjectorCommand: AsyncParsableCommand {
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
-        logger.notice("serving", metadata: ["webhook": "\(bound.service)", "admin": "\(bound.admin)",
+        logger.notice("serving", metadata: ["webhook": "\(bound.service)", "admin": "\(bound.admin.map { "\($0)" } ?? "none")",
                                              "version": "\(Mesh.version)"])
 
         let watcher = kubernetes.map { source in Task { await source.run() } }

@@ -13,6 +13,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
 from webhook_e2e import check, free_port, issue, make_ca, processes, results, run  # noqa: E402
 from token_review_api import TokenReviews, serve  # noqa: E402
+from cluster_api import ClusterObjects  # noqa: E402
+from destination_checks import destinations  # noqa: E402
 
 TRUST_DOMAIN = "cluster.local"
 CONTROLLER_NAME = f"needle-controller.needle.serviceaccount.identity.needle.{TRUST_DOMAIN}"
@@ -118,11 +120,12 @@ def metric(text, name):
 
 class Controller:
     def __init__(self, binary, args, log_path):
-        self.port, self.admin = free_port(), free_port()
+        self.port, self.admin, self.destinations = free_port(), free_port(), free_port()
         self.log_path = log_path
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen([binary, "--identity-listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin}",
-                                      *args], stdout=self.log, stderr=subprocess.STDOUT)
+                                      "--destination-listen", f"127.0.0.1:{self.destinations}", *args],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         processes.append(self.proc)
 
     def wait_ready(self, seconds=20):
@@ -173,7 +176,8 @@ def main():
         token_file = os.path.join(work, "controller-token")
         with open(token_file, "w") as f:
             f.write("controller-token\n")
-        server = serve(api, "127.0.0.1", 0, api_crt, api_key)
+        cluster = ClusterObjects()
+        server = serve(api, "127.0.0.1", 0, api_crt, api_key, cluster)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         api_port = server.server_address[1]
 
@@ -199,6 +203,7 @@ def main():
         try:
             check("the controller becomes ready; /live answers", ctl.wait_ready() and admin_get(ctl.admin, "/live")[0] == 200)
             exercise(ctl, api, work, bundle, anchor, secret, issuer1, issuer2)
+            destinations(ctl.destinations, anchor, CONTROLLER_NAME, cluster, work, issuer2[0], issuer2[1])
         finally:
             ctl.stop()
             check("SIGTERM stops the controller cleanly", ctl.proc.returncode == 0, ctl.proc.returncode)

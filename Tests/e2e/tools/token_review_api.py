@@ -39,12 +39,19 @@ class TokenReviews:
         return {"authenticated": False, "error": "invalid bearer token"}
 
 
-def make_handler(api):
+def make_handler(api, cluster=None):
+    """With `cluster` (a cluster_api.ClusterObjects), GETs list and watch its Services, EndpointSlices and pods."""
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, *args):
             pass
+
+        def do_GET(self):
+            if self.headers.get("Authorization") != f"Bearer {api.controller_token}":
+                return self.reply(401, {"kind": "Status", "code": 401})
+            if cluster is None or not cluster.handle_get(self):
+                self.reply(404, {"kind": "Status", "code": 404})
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length", "0"))
@@ -72,8 +79,8 @@ def make_handler(api):
     return Handler
 
 
-def serve(api, host, port, cert, key):
-    server = ThreadingHTTPServer((host, port), make_handler(api))
+def serve(api, host, port, cert, key, cluster=None):
+    server = ThreadingHTTPServer((host, port), make_handler(api, cluster))
     server.daemon_threads = True
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(cert, key)
