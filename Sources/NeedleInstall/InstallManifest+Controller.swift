@@ -6,8 +6,7 @@ import Foundation
 import NeedleContract
 
 /// needle-controller's objects (DESIGN §7): the identity PKI (trust roots ConfigMap, issuer Secret), its
-/// service account and RBAC, its Deployment and the `needle-identity` Service. The `needle-destination`
-/// Service comes with the destination service itself.
+/// service account and RBAC, its Deployment and the `needle-identity` and `needle-destination` Services.
 /// Where the identity PKI of an install comes from.
 public enum IdentitySource: Equatable, Sendable {
     /// No identity: proxies run plaintext.
@@ -83,6 +82,10 @@ extension InstallManifest {
         objects.append(["apiVersion": "v1", "kind": "Service", "metadata": metadata(Mesh.identityServiceName, labels: controllerLabels),
                         "spec": ["selector": controllerSelector,
                                  "ports": [["name": "identity", "port": .int(Mesh.identityPort), "targetPort": "identity", "protocol": "TCP"]]]])
+        objects.append(["apiVersion": "v1", "kind": "Service", "metadata": metadata(Mesh.destinationServiceName, labels: controllerLabels),
+                        "spec": ["selector": controllerSelector,
+                                 "ports": [["name": "destination", "port": .int(Mesh.destinationPort), "targetPort": "destination",
+                                            "protocol": "TCP"]]]])
         return objects
     }
 
@@ -119,6 +122,7 @@ extension InstallManifest {
                 "--trust-domain", options.clusterDomain, "--controller-namespace", ns,
             ].map(YAMLValue.string)),
             "ports": [["name": "identity", "containerPort": .int(Mesh.identityPort), "protocol": "TCP"],
+                      ["name": "destination", "containerPort": .int(Mesh.destinationPort), "protocol": "TCP"],
                       ["name": "admin", "containerPort": .int(Mesh.controllerAdminPort), "protocol": "TCP"]],
             "readinessProbe": ["httpGet": ["path": "/ready", "port": "admin"], "periodSeconds": 5],
             "livenessProbe": ["httpGet": ["path": "/live", "port": "admin"], "periodSeconds": 10, "failureThreshold": 3],

@@ -59,7 +59,7 @@ struct InstallTests {
         }
         for expected in ["ConfigMap/needle-identity-trust-roots", "Secret/needle-identity-issuer", "ServiceAccount/needle-controller",
                          "ClusterRole/needle-controller", "ClusterRoleBinding/needle-controller", "Deployment/needle-controller",
-                         "Service/needle-identity"] {
+                         "Service/needle-identity", "Service/needle-destination"] {
             #expect(names.contains(expected), "\(expected)")
         }
         let config = all.first { $0["metadata"]?["name"]?.stringValue == InstallManifest.configMapName }?["data"]?["config.yaml"]?.stringValue ?? ""

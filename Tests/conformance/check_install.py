@@ -64,6 +64,13 @@ def check_identity(label, documents, work):
     check(f"{label}: the needle-identity Service selects the controller's pods on port 8080",
           all(pod["metadata"]["labels"].get(k) == v for k, v in service["spec"]["selector"].items())
           and service["spec"]["ports"][0]["port"] == 8080 and service["spec"]["ports"][0]["targetPort"] == "identity")
+    destination = named(documents, "Service", "needle-destination")
+    container_ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    check(f"{label}: the needle-destination Service selects the controller's pods on port 8086, a port the container names",
+          destination is not None
+          and all(pod["metadata"]["labels"].get(k) == v for k, v in destination["spec"]["selector"].items())
+          and destination["spec"]["ports"][0]["port"] == 8086 and destination["spec"]["ports"][0]["targetPort"] == "destination"
+          and container_ports.get("destination") == 8086)
     check(f"{label}: RBAC lets the controller create TokenReviews and watch pods, services and endpointslices",
           any(r["apiGroups"] == ["authentication.k8s.io"] and r["resources"] == ["tokenreviews"] and r["verbs"] == ["create"]
               for r in role["rules"])
@@ -194,6 +201,14 @@ def main():
         check("Deploy/: the injector and the controller take the trust anchors from the issuer Secret's ca.crt only",
               len(trust_volumes) == 2 and all(v["secret"]["secretName"] == "needle-identity-issuer"
                                               and v["secret"]["items"] == [{"key": "ca.crt", "path": "ca-bundle.crt"}] for v in trust_volumes))
+
+        deploy_destination = named(documents, "Service", "needle-destination")
+        deploy_controller = named(documents, "Deployment", "needle-controller")
+        deploy_ports = {p["name"]: p["containerPort"] for p in deploy_controller["spec"]["template"]["spec"]["containers"][0]["ports"]} \
+            if deploy_controller else {}
+        check("Deploy/: the needle-destination Service reaches the controller's destination port 8086",
+              deploy_destination is not None and deploy_destination["spec"]["ports"][0]["port"] == 8086
+              and deploy_destination["spec"]["ports"][0]["targetPort"] == "destination" and deploy_ports.get("destination") == 8086)
 
         workloads = os.path.join(args.root, "Tests", "NeedleInstallTests", "Workloads", "workloads.yaml")
         out = subprocess.run([needle, "inject", "--manual", workloads], capture_output=True, text=True, timeout=60)
