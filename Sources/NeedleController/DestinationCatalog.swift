@@ -58,6 +58,16 @@ public final class DestinationCatalog: Sendable {
         for continuation in ended { continuation.finish() }
     }
 
+    /// Ends every lookup (a draining controller): each stream writes its end and its connection closes, and
+    /// the proxies ask another replica.
+    public func finishAll() {
+        let ended = state.withLockedValue { state -> [AsyncStream<[UInt8]>.Continuation] in
+            defer { state.lookups = [:] }
+            return state.lookups.values.map(\.continuation)
+        }
+        for continuation in ended { continuation.finish() }
+    }
+
     /// The answer for `address` now (for tests and logs); nil while not every kind is listed.
     public func answer(for address: ListenAddress) -> DestinationAnswer? {
         state.withLockedValue { $0.listed.count == Kind.allCases.count ? $0.index.answer(for: address) : nil }

@@ -10,7 +10,7 @@ public enum DestinationAnswer: Equatable, Sendable {
 /// The cluster as discovery sees it, and the answer for any `IP:port`. Pure: the watch feeds it changes and
 /// asks it again. What grows with what: `services` and `serviceByClusterIP` with the Services (and their
 /// cluster IPs); `slices` and `slicesByService` with the EndpointSlices and their endpoints; `pods` and
-/// `podByIP` with the pods. Nothing is kept per lookup: answers are computed when asked.
+/// `podsByIP` with the pods. Nothing is kept per lookup: answers are computed when asked.
 public struct DestinationIndex: Sendable {
     public enum Change: Sendable {
         /// A complete list of one kind (after a list or relist): replaces every record of that kind.
@@ -31,7 +31,9 @@ public struct DestinationIndex: Sendable {
     private var slices: [ObjectKey: EndpointSliceRecord] = [:]
     private var slicesByService: [ObjectKey: Set<ObjectKey>] = [:]
     private var pods: [ObjectKey: PodRecord] = [:]
-    private var podByIP: [IPAddress: ObjectKey] = [:]
+    /// The pods that claim each IP, oldest claim first: a terminating pod and its replacement can hold the
+    /// same IP for a while, and the newest claim is the one to answer with.
+    private var podsByIP: [IPAddress: [ObjectKey]] = [:]
 
     public init(trustDomain: DNSName) {
         self.trustDomain = trustDomain
@@ -51,7 +53,7 @@ public struct DestinationIndex: Sendable {
             for record in records { apply(.endpointSlice(record)) }
         case .allPods(let records):
             pods = [:]
-            podByIP = [:]
+            podsByIP = [:]
             for record in records { apply(.pod(record)) }
         case .service(let record):
             removeService(record.key)
@@ -66,9 +68,10 @@ public struct DestinationIndex: Sendable {
         case .endpointSliceDeleted(let key):
             removeSlice(key)
         case .pod(let record):
-            removePod(record.key)
+            let claimed = pods[record.key]?.ips ?? []
+            removePod(record.key, keepingClaimsOn: record.ips)
             pods[record.key] = record
-            for ip in record.ips { podByIP[ip] = record.key }
+            for ip in record.ips where !claimed.contains(ip) { podsByIP[ip, default: []].append(record.key) }
         case .podDeleted(let key):
             removePod(key)
         }
@@ -80,7 +83,7 @@ public struct DestinationIndex: Sendable {
            let port = service.ports.first(where: { $0.port == address.port }) {
             return .endpoints(endpoints(of: service, port: port))
         }
-        if let podKey = podByIP[address.ip], let pod = pods[podKey] {
+        if let podKey = podsByIP[address.ip]?.last, let pod = pods[podKey] {
             return .endpoints([endpoint(address: address, pod: pod, service: nil)])
         }
         return .notKnown
@@ -126,8 +129,13 @@ public struct DestinationIndex: Sendable {
         if slicesByService[serviceKey]?.isEmpty == true { slicesByService[serviceKey] = nil }
     }
 
-    private mutating func removePod(_ key: ObjectKey) {
+    /// Forgets a pod; its claims on `kept` IPs stay where they are in the order (an update of the same pod
+    /// does not make it the newest claimant again).
+    private mutating func removePod(_ key: ObjectKey, keepingClaimsOn kept: [IPAddress] = []) {
         guard let old = pods.removeValue(forKey: key) else { return }
-        for ip in old.ips where podByIP[ip] == key { podByIP[ip] = nil }
+        for ip in old.ips where !kept.contains(ip) {
+            podsByIP[ip]?.removeAll { $0 == key }
+            if podsByIP[ip]?.isEmpty == true { podsByIP[ip] = nil }
+        }
     }
 }

@@ -100,6 +100,7 @@ public struct PodObject: Decodable, Sendable {
     }
     public struct Spec: Decodable, Sendable {
         public var serviceAccountName: String?
+        public var hostNetwork: Bool?
         public var containers: [Container]?
         public var initContainers: [Container]?
     }
@@ -116,10 +117,11 @@ public struct PodObject: Decodable, Sendable {
     public var status: Status?
 
     /// nil without a key. A pod that has finished (Succeeded or Failed) keeps no IP: its address may
-    /// already belong to another pod.
+    /// already belong to another pod. Nor does a host-network pod: its IP is its node's, shared by every
+    /// such pod and by the node itself.
     public var record: PodRecord? {
         guard let key = metadata?.key else { return nil }
-        let finished = status?.phase == "Succeeded" || status?.phase == "Failed"
+        let finished = status?.phase == "Succeeded" || status?.phase == "Failed" || spec?.hostNetwork == true
         let addresses = status?.podIPs?.compactMap(\.ip) ?? status?.podIP.map { [$0] } ?? []
         let ips = finished ? [] : addresses.compactMap { try? IPAddress(parsing: $0) }
         let proxy = (spec?.containers ?? []).first { $0.name == Mesh.proxyContainerName }

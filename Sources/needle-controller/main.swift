@@ -178,6 +178,8 @@ struct ControllerCommand: AsyncParsableCommand {
         logger.notice("shutting down: finishing requests in flight", metadata: ["signal": "\(signal)"])
         refresher.cancel()
         watching.cancel()
+        // Streams never end on their own: end them first, so the drain does not wait out its grace period.
+        catalog.finishAll()
         await destinations.shutdown()
         await server.shutdown()
         await kubernetes.shutdown()

@@ -74,6 +74,23 @@ struct DestinationIndexTests {
         #expect(index.counts.services == 0 && index.counts.endpointSlices == 0)
     }
 
+    @Test("two pods claiming one IP (a terminating pod and its replacement): the newest claim answers, whatever the old one does")
+    func sharedIP() throws {
+        var index = try cluster()
+        let old = PodRecord(key: key("web-1"), ips: [try ip("10.0.0.1")], serviceAccount: "web", meshed: true, opaquePorts: [])
+        let new = PodRecord(key: key("db-1"), ips: [try ip("10.0.0.1")], serviceAccount: "db", meshed: true, opaquePorts: [])
+        index.apply(.pod(new))
+        index.apply(.pod(old))  // a late update of the terminating pod
+        guard case .endpoints(let endpoints) = index.answer(for: try address("10.0.0.1:5432")) else { return }
+        #expect(endpoints.first?.pod == "db-1", "an update does not make the old pod the newest claimant again")
+        index.apply(.podDeleted(key("web-1")))
+        guard case .endpoints(let after) = index.answer(for: try address("10.0.0.1:5432")) else {
+            Issue.record("deleting the old pod forgot the new one")
+            return
+        }
+        #expect(after.first?.pod == "db-1")
+    }
+
     @Test("a relist replaces every record of its kind and nothing else")
     func relist() throws {
         var index = try cluster()

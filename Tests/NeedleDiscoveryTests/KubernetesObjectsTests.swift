@@ -61,5 +61,7 @@ struct KubernetesObjectsTests {
         #expect(plain.record?.meshed == false)
         let done = try decode(PodObject.self, #"{"metadata":{"name":"job","namespace":"shop"},"status":{"phase":"Succeeded","podIP":"10.0.0.5"}}"#)
         #expect(done.record?.ips == [])
+        let host = try decode(PodObject.self, #"{"metadata":{"name":"node-agent","namespace":"kube-system"},"spec":{"hostNetwork":true},"status":{"podIP":"192.168.1.10"}}"#)
+        #expect(host.record?.ips == [], "a host-network pod's IP is the node's")
     }
 }

@@ -754,8 +754,8 @@ def send_raw(ns, parts, timeout=8.0):
             time.sleep(pause)
             try:
                 sock.sendall(data)
-            except OSError as error:
-                return b"", f"send: {error}"
+            except OSError:
+                break  # the proxy closed after answering: read what it said
         return recv_until(sock, lambda d: False, timeout)
     finally:
         sock.close()
@@ -777,7 +777,11 @@ def forged_identity(pod):
         ("a 20 KiB request line", [(0, b"GET /forge-long?" + b"a" * 20000 + b" HTTP/1.1\r\nHost: a\r\n" + forged
                                     + b"Connection: close\r\n\r\n")], "404"),
         ("half a request line, the rest after the detect timeout",
-         [(0, b"POST /forge-half"), (DETECT_TIMEOUT_S + 1, b" HTTP/1.1\r\nHost: a\r\n" + forged + b"Content-Length: 0\r\nConnection: close\r\n\r\n")], "404"),
+         [(0, b"POST"), (DETECT_TIMEOUT_S + 1, b" /forge-half HTTP/1.1\r\nHost: a\r\n" + forged + b"Content-Length: 0\r\nConnection: close\r\n\r\n")], "404"),
+        ("a two-word POST line followed by fields", [(0, b"POST /forge-09post\r\n" + forged + b"Content-Length: 0\r\n\r\n")], "400"),
+        ("an RTSP version", [(0, b"POST /forge-rtsp RTSP/1.0\r\nHost: a\r\n" + forged + b"Content-Length: 0\r\n\r\n")], "400"),
+        ("a CONNECT tunnel", [(0, b"CONNECT forge-connect:80 HTTP/1.1\r\nHost: forge-connect:80\r\n\r\n"),
+                              (0.5, b"GET /forge-tunnelled HTTP/1.1\r\nHost: a\r\n" + forged + b"Connection: close\r\n\r\n")], "405"),
         ("a chunked trailer", [(0, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                                    b"2\r\nhi\r\n0\r\n" + forged + b"\r\n")], "200"),
         ("an h2c upgrade", [(0, b"GET /forge-h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
@@ -796,7 +800,7 @@ def forged_identity(pod):
     check("forged needle-client-id: the app received none, in any header or trailer, and no h2c upgrade",
           not [f for f in fields if "needle-client-id" in f or "h2c" in f], fields)
     seen = seen_by_app(net.pod, HTTP_PORT)
-    refused = ["/forge-space", "/forge-double", "/forge-lf", "/forge-09", "/forge-late"]
+    refused = ["/forge-space", "/forge-double", "/forge-lf", "/forge-09", "/forge-late", "/forge-rtsp", "forge-connect", "/forge-tunnelled"]
     check("requests the proxy refused never reached the app", not [t for t in seen if any(t.startswith(r) for r in refused)],
           [t for t in seen if t.startswith("/forge")])
 

@@ -40,8 +40,15 @@ public struct ResourceWatch<Object: Decodable & Sendable>: Sendable {
                 guard var current = cursor else { continue }
                 let relistReason = try await watch(&current, apply: apply)
                 cursor = relistReason == nil ? current : nil
-                if let relistReason { logger.info("relisting \(kind)s", metadata: ["reason": "\(relistReason)"]) }
-                backoff = .seconds(1)
+                if let relistReason {
+                    // An API server in trouble answers watches with errors at once: a relist waits the
+                    // backoff, so it is not asked for the whole collection in a tight loop.
+                    logger.info("relisting \(kind)s", metadata: ["reason": "\(relistReason)", "in": "\(backoff)"])
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(30))
+                } else {
+                    backoff = .seconds(1)
+                }
             } catch {
                 if Task.isCancelled { break }
                 logger.warning("\(kind) watch failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])

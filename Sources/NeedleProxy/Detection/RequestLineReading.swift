@@ -4,10 +4,10 @@ public enum RequestLineReading: Sendable {
     /// is HTTP, so other protocols are told apart at once and pass through as bytes.
     case strict
     /// Inbound: whatever the most lenient server an app might run could read as a request is HTTP, so the
-    /// proxy's strict parser sees it (strips `needle-client-id` or refuses it). Python's `http.server`
-    /// splits the first line on any whitespace, takes any method, accepts a bare LF and even a two-word
-    /// `GET /path` line, and still parses the fields after it; Node skips leading blank lines. Sent on as
-    /// opaque bytes, such a request would reach the app unfiltered (DESIGN §7).
+    /// proxy's strict parser sees it (strips `needle-client-id` or refuses it): any word followed by
+    /// whitespace and a target, whatever the version. Sent on as opaque bytes, such a request would reach
+    /// the app unfiltered (DESIGN §7). The price: a text protocol whose first line is a word and an
+    /// argument (`EHLO host`) is parsed as HTTP on a port that is not opaque.
     case lenient
 
     enum Verdict { case request, notRequest, undecided }
@@ -70,10 +70,11 @@ public enum RequestLineReading: Sendable {
         return bytes[index] == UInt8(ascii: "\n") ? .request : .notRequest
     }
 
-    /// Leading whitespace is skipped; the first word must be a method (`tchar`s) followed by whitespace.
-    /// `GET` then is a request (even HTTP/0.9's two words get their fields parsed by Python); any other
-    /// method when its line (to LF) mentions `HTTP/`. Binary protocols fail on their first bytes (length
-    /// prefixes hold control bytes), text ones at the end of their first line.
+    /// Leading whitespace is skipped; a first word of `tchar`s, whitespace, then anything that could be a
+    /// target makes a request. Lenient servers go that far: Python's `http.server` reads `GET /path` with
+    /// no version and still parses the fields after it, Node's parser takes the two-word form for any
+    /// method and versions other than `HTTP/` (RTSP, ICE). Binary protocols fail on their first bytes
+    /// (length prefixes hold control bytes); a lone word on its line (`PING`) is not a request.
     static func judgeLeniently<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> Verdict where Bytes.Element == UInt8, Bytes.Index == Int {
         var index = bytes.startIndex
         while index < bytes.endIndex, isLenientWhitespace(bytes[index]) { index += 1 }
@@ -81,26 +82,11 @@ public enum RequestLineReading: Sendable {
         while index < bytes.endIndex, HTTP1Syntax.isTokenByte(bytes[index]) { index += 1 }
         guard index < bytes.endIndex else { return .undecided }
         guard index > methodStart, isLenientWhitespace(bytes[index]), bytes[index] != HTTP1Syntax.lf else { return .notRequest }
-        if index - methodStart == 3, bytes[methodStart] == UInt8(ascii: "G"), bytes[methodStart + 1] == UInt8(ascii: "E"),
-           bytes[methodStart + 2] == UInt8(ascii: "T") {
-            return .request
-        }
-        // "HTTP/" anywhere in the rest of the line, in any case.
-        let marker = Array("http/".utf8)
-        var matched = 0
-        while index < bytes.endIndex {
-            let byte = bytes[index]
-            if byte == HTTP1Syntax.lf { return .notRequest }
-            let lower = HTTP1Syntax.lowercased(byte)
-            if lower == marker[matched] {
-                matched += 1
-                if matched == marker.count { return .request }
-            } else {
-                matched = lower == marker[0] ? 1 : 0
-            }
+        while index < bytes.endIndex, isLenientWhitespace(bytes[index]) {
+            if bytes[index] == HTTP1Syntax.lf { return .notRequest }
             index += 1
         }
-        return .undecided
+        return index < bytes.endIndex ? .request : .undecided
     }
 
     /// What Python's `str.split()` splits on in a Latin-1 request line (the most lenient splitter an app is

@@ -11,6 +11,9 @@ struct IssuedIdentity {
     let notAfter: Double
     /// Terminates inbound mesh TLS.
     let serverContext: NIOSSLContext
+    /// Originates mesh TLS (to the destination service; to meshed endpoints): the same certificate shown as
+    /// a client, the server verified against the trust anchors for the name the connection asks for.
+    let clientContext: NIOSSLContext
 
     /// Key exchanges offered, best first: the hybrid post-quantum group, then plain X25519.
     static let curves: [NIOTLSCurve] = [.x25519_MLKEM768, .x25519]
@@ -46,10 +49,18 @@ struct IssuedIdentity {
         configuration.curves = Self.curves
         configuration.certificateVerification = .noHostnameVerification
         configuration.trustRoots = .certificates(trustAnchors)
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.certificateChain = chain.map { .certificate($0) }
+        client.privateKey = .privateKey(made.key)
+        client.minimumTLSVersion = .tlsv13
+        client.curves = Self.curves
+        client.certificateVerification = .fullVerification
+        client.trustRoots = .certificates(trustAnchors)
         do {
             serverContext = try NIOSSLContext(configuration: configuration)
+            clientContext = try NIOSSLContext(configuration: client)
         } catch {
-            throw IdentityError("the certificate and key do not make a TLS server: \(error)")
+            throw IdentityError("the certificate and key do not make TLS contexts: \(error)")
         }
         self.chain = chain
         notBefore = Double(leaf.notValidBefore)

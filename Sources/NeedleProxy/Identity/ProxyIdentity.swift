@@ -61,6 +61,11 @@ final class ProxyIdentity: Sendable {
         state.withLockedValue { $0.refresh.isReady(now: Self.wallClock()) ? $0.issued?.serverContext : nil }
     }
 
+    /// The context that originates mesh TLS, while a valid certificate is in use.
+    var clientContext: NIOSSLContext? {
+        state.withLockedValue { $0.refresh.isReady(now: Self.wallClock()) ? $0.issued?.clientContext : nil }
+    }
+
     /// Runs `handler` once, as soon as the first certificate is in use (at once if it already is).
     func whenFirstCertified(_ handler: @escaping @Sendable () -> Void) {
         let now = state.withLockedValue { state -> Bool in

@@ -126,6 +126,11 @@ struct HTTP1RequestDecoder {
     /// Parses a complete request head and checks its framing (RFC 9112 §6.1, §6.3).
     static func request(_ head: UnsafeRawBufferPointer, clientIdentity: ClientIdentityField = .untouched) throws(HTTP1WireError) -> HTTP1RequestHead {
         let line = try HTTP1HeadParser.requestLine(head)
+        // Inbound, a granted tunnel would carry later bytes to the app unparsed: an app that answers CONNECT
+        // with 200 but goes on reading HTTP would take forged identity fields from them.
+        if clientIdentity != .untouched, line.method.isCONNECT {
+            throw HTTP1WireError(status: .methodNotAllowed, reason: "CONNECT is not accepted by a meshed pod's inbound proxy")
+        }
         let facts = try HTTP1HeadParser.fields(head, from: line.fieldsOffset)
         let framing: HTTP1BodyFraming
         if facts.transferCodings > 0 {

@@ -5,17 +5,16 @@ import NIOSSL
 import NeedleContract
 
 /// One `POST /v1/certify` to the identity service over TLS 1.3, the service authenticated by its TLS name
-/// against the trust anchors. A connection per call: the proxy calls about once a day.
+/// against the trust anchors (the proxy has no certificate of its own yet). A connection per call: the
+/// proxy calls about once a day.
 struct CertifyClient: Sendable {
     struct Answer: Equatable, Sendable {
         var status: Int
         var body: [UInt8]
     }
 
-    let service: ControlPlaneService
+    let connector: ControlPlaneConnector
     let context: NIOSSLContext
-    let group: any EventLoopGroup
-    let resolver: DNSResolver
 
     /// A certificate chain is a few KiB; a refusal a line.
     static let maximumAnswerBytes = 64 * 1024
@@ -27,40 +26,17 @@ struct CertifyClient: Sendable {
         configuration.curves = IssuedIdentity.curves
         configuration.trustRoots = .certificates(trustAnchors)
         configuration.certificateVerification = .fullVerification
-        self.service = service
+        self.connector = ControlPlaneConnector(service: service, group: group, resolver: resolver)
         self.context = try NIOSSLContext(configuration: configuration)
-        self.group = group
-        self.resolver = resolver
     }
 
     func certify(token: String, requestPEM: String) -> EventLoopFuture<Answer> {
-        let loop = group.next()
+        let loop = connector.group.next()
         let answer = FirstResult(loop.makePromise(of: Answer.self))
-        let serverName = service.tlsName.description
-        let context = self.context
-        // A bootstrap per connection attempt (bootstraps are not Sendable; attempts run in callbacks).
-        let bootstrap: @Sendable () -> ClientBootstrap = {
-            ClientBootstrap(group: loop)
-                .connectTimeout(.seconds(5))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-                        try sync.addHTTPClientHandlers()
-                        try sync.addHandler(AnswerCollector(answer: answer, limit: Self.maximumAnswerBytes))
-                    }
-                }
+        let serverName = connector.service.tlsName.description
+        let connected = connector.connect(context: context) { sync in
+            try sync.addHandler(AnswerCollector(answer: answer, limit: Self.maximumAnswerBytes))
         }
-        let port = service.address.port
-        let addresses: EventLoopFuture<[SocketAddress]>
-        switch service.address.host {
-        case .ip(let ip):
-            addresses = loop.makeCompletedFuture { [try SocketAddress(ipAddress: ip.description, port: port)] }
-        case .name(let name):
-            let resolver = self.resolver
-            addresses = loop.makeFutureWithTask { try await resolver.resolve(name, port: port) }
-        }
-        let connected = addresses.flatMap { Self.connectFirst(bootstrap, $0[...], loop: loop) }
         connected.whenComplete { result in
             switch result {
             case .failure(let error):
@@ -85,17 +61,6 @@ struct CertifyClient: Sendable {
             }
         }
         return answer.future
-    }
-
-    /// Each address in turn until one connects; the last error if none does.
-    private static func connectFirst(_ bootstrap: @escaping @Sendable () -> ClientBootstrap, _ addresses: ArraySlice<SocketAddress>,
-                                     loop: any EventLoop, lastError: (any Error)? = nil) -> EventLoopFuture<any Channel> {
-        guard let first = addresses.first else {
-            return loop.makeFailedFuture(lastError ?? IdentityError("no address to connect to"))
-        }
-        return bootstrap().connect(to: first).flatMapError { error in
-            connectFirst(bootstrap, addresses.dropFirst(), loop: loop, lastError: error)
-        }
     }
 }
 
