@@ -5,6 +5,10 @@ import NeedleDiscovery
 /// The destination service's state (DESIGN §8): the `DestinationIndex` the watches keep, and the open
 /// lookups, each told what changed for its address. Answers wait until Services, EndpointSlices and pods
 /// have each been listed once, so a lookup is never answered "not known" from a half-read cluster.
+///
+/// Cost per cluster change: one answer per distinct address being looked up (many proxies ask for the same
+/// few Services), compared with that address's last answer; lookups whose address did not change cost a
+/// version check, and those that did share one encoded batch.
 public final class DestinationCatalog: Sendable {
     public enum Kind: String, Sendable, CaseIterable {
         case services, endpointSlices, pods
@@ -12,16 +16,26 @@ public final class DestinationCatalog: Sendable {
 
     private struct Lookup {
         var address: ListenAddress
-        /// What this lookup was last told; nil before its first answer.
-        var told: DestinationAnswer?
+        /// The version of its address's answer this lookup was last told; nil before its first answer.
+        var toldVersion: UInt64?
         var continuation: AsyncStream<[UInt8]>.Continuation
+    }
+
+    /// The current answer for an address some lookup asks about, and the one before it.
+    private struct AddressAnswer {
+        var version: UInt64
+        var answer: DestinationAnswer
+        var previous: (version: UInt64, answer: DestinationAnswer)?
     }
 
     private struct State {
         var index: DestinationIndex
         var listed: Set<Kind> = []
         var lookups: [UInt64: Lookup] = [:]
+        var answers: [ListenAddress: AddressAnswer] = [:]
+        var lookupsPerAddress: [ListenAddress: Int] = [:]
         var nextID: UInt64 = 0
+        var nextVersion: UInt64 = 1
     }
 
     /// Batches a lookup may fall behind by before it is ended (its client reconnects and starts afresh):
@@ -62,7 +76,11 @@ public final class DestinationCatalog: Sendable {
     /// the proxies ask another replica.
     public func finishAll() {
         let ended = state.withLockedValue { state -> [AsyncStream<[UInt8]>.Continuation] in
-            defer { state.lookups = [:] }
+            defer {
+                state.lookups = [:]
+                state.answers = [:]
+                state.lookupsPerAddress = [:]
+            }
             return state.lookups.values.map(\.continuation)
         }
         for continuation in ended { continuation.finish() }
@@ -80,12 +98,16 @@ public final class DestinationCatalog: Sendable {
         let (id, ended) = state.withLockedValue { state -> (UInt64, [AsyncStream<[UInt8]>.Continuation]) in
             let id = state.nextID
             state.nextID += 1
-            state.lookups[id] = Lookup(address: address, told: nil, continuation: continuation)
+            state.lookups[id] = Lookup(address: address, toldVersion: nil, continuation: continuation)
+            state.lookupsPerAddress[address, default: 0] += 1
             return (id, Self.tell(&state))
         }
         for ending in ended { ending.finish() }
         continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLockedValue { $0.lookups.removeValue(forKey: id) }
+            self?.state.withLockedValue { state in
+                guard let lookup = state.lookups.removeValue(forKey: id) else { return }
+                Self.forgetIfUnused(lookup.address, in: &state)
+            }
         }
         return stream
     }
@@ -95,22 +117,63 @@ public final class DestinationCatalog: Sendable {
     /// `onTermination`, which takes the lock).
     private static func tell(_ state: inout State) -> [AsyncStream<[UInt8]>.Continuation] {
         guard state.listed.count == Kind.allCases.count else { return [] }
-        var ended: [AsyncStream<[UInt8]>.Continuation] = []
-        for (id, lookup) in state.lookups {
-            let answer = state.index.answer(for: lookup.address)
-            let events = DestinationDiff.events(from: lookup.told, to: answer)
-            guard !events.isEmpty else { continue }
-            state.lookups[id]?.told = answer
-            var batch: [UInt8] = []
-            for event in events {
-                batch += event.line.utf8
-                batch.append(UInt8(ascii: "\n"))
+        // One answer per distinct address; a new version only when it changed.
+        for address in state.lookupsPerAddress.keys {
+            let answer = state.index.answer(for: address)
+            if let current = state.answers[address] {
+                guard current.answer != answer else { continue }
+                state.answers[address] = AddressAnswer(version: state.nextVersion, answer: answer,
+                                                       previous: (current.version, current.answer))
+            } else {
+                state.answers[address] = AddressAnswer(version: state.nextVersion, answer: answer, previous: nil)
             }
+            state.nextVersion += 1
+        }
+        var ended: [AsyncStream<[UInt8]>.Continuation] = []
+        // Lookups that were told the previous version share one batch per address.
+        var shared: [ListenAddress: [UInt8]] = [:]
+        for (id, lookup) in state.lookups {
+            guard let current = state.answers[lookup.address], lookup.toldVersion != current.version else { continue }
+            let batch: [UInt8]
+            if let previous = current.previous, lookup.toldVersion == previous.version {
+                if let encoded = shared[lookup.address] {
+                    batch = encoded
+                } else {
+                    batch = encode(DestinationDiff.events(from: previous.answer, to: current.answer))
+                    shared[lookup.address] = batch
+                }
+            } else {
+                // A new lookup, or one that missed a version: everything, from a reset.
+                batch = encode(DestinationDiff.events(from: nil, to: current.answer))
+            }
+            state.lookups[id]?.toldVersion = current.version
+            guard !batch.isEmpty else { continue }
             if case .dropped = lookup.continuation.yield(batch) {
                 state.lookups[id] = nil
+                forgetIfUnused(lookup.address, in: &state)
                 ended.append(lookup.continuation)
             }
         }
         return ended
+    }
+
+    private static func encode(_ events: [DestinationEvent]) -> [UInt8] {
+        var batch: [UInt8] = []
+        for event in events {
+            batch += event.line.utf8
+            batch.append(UInt8(ascii: "\n"))
+        }
+        return batch
+    }
+
+    /// Counts a lookup of `address` out; its kept answer goes with the last one.
+    private static func forgetIfUnused(_ address: ListenAddress, in state: inout State) {
+        let remaining = (state.lookupsPerAddress[address] ?? 1) - 1
+        if remaining > 0 {
+            state.lookupsPerAddress[address] = remaining
+        } else {
+            state.lookupsPerAddress[address] = nil
+            state.answers[address] = nil
+        }
     }
 }

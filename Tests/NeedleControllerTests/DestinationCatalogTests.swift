@@ -44,6 +44,32 @@ struct DestinationCatalogTests {
         #expect(text(await unknown.next()) == "reset\nnot-known\nsync\n")
     }
 
+    @Test("lookups of one address share its answer; a lookup opened later starts from a reset; ended lookups are forgotten")
+    func sharedAnswers() async throws {
+        let catalog = try catalog()
+        try listAll(catalog, endpoints: ["10.0.0.1"])
+        var first = catalog.lookup(try address("10.96.0.10:80")).makeAsyncIterator()
+        var second = catalog.lookup(try address("10.96.0.10:80")).makeAsyncIterator()
+        let initial = "reset\nadd 10.0.0.1:8080 opaque=false namespace=shop service=web\nsync\n"
+        let (firstInitial, secondInitial) = (text(await first.next()), text(await second.next()))
+        #expect(firstInitial == initial && secondInitial == initial)
+        catalog.apply(.endpointSlice(try slice(["10.0.0.1", "10.0.0.2"])))
+        let delta = "add 10.0.0.2:8080 opaque=false namespace=shop service=web\nsync\n"
+        let (firstDelta, secondDelta) = (text(await first.next()), text(await second.next()))
+        #expect(firstDelta == delta && secondDelta == delta)
+        var late = catalog.lookup(try address("10.96.0.10:80")).makeAsyncIterator()
+        #expect(text(await late.next()) == "reset\nadd 10.0.0.1:8080 opaque=false namespace=shop service=web\nadd 10.0.0.2:8080 opaque=false namespace=shop service=web\nsync\n")
+        catalog.apply(.pod(PodRecord(key: ObjectKey(namespace: "other", name: "x"), ips: [try ip("10.9.0.1")], serviceAccount: "x",
+                                     meshed: false, opaquePorts: [])))
+        catalog.apply(.endpointSlice(try slice(["10.0.0.2"])))
+        #expect(text(await late.next()) == "remove 10.0.0.1:8080\nsync\n", "an unrelated change sends nothing")
+        catalog.finishAll()
+        // The first lookup still gets the batch it had not read (the remove), then its end.
+        var unread = 0
+        while await first.next() != nil { unread += 1 }
+        #expect(unread == 1 && catalog.openLookups == 0)
+    }
+
     @Test("a client that stops reading is ended once it is too far behind: memory per lookup stays bounded")
     func slowClient() async throws {
         let catalog = try catalog()
