@@ -18,19 +18,22 @@ public protocol KeyedRecord: Sendable {
     var key: ObjectKey { get }
 }
 
+/// A TCP port and its name. A Service port and the EndpointSlice ports behind it share the name ("" when
+/// the Service has one unnamed port), which is how a Service port finds its resolved target port.
+public struct NamedPort: Equatable, Sendable {
+    public var name: String
+    public var port: Int
+
+    public init(name: String, port: Int) {
+        self.name = name
+        self.port = port
+    }
+}
+
 /// What discovery keeps of a Service: its cluster IPs and TCP ports. Everything else in the object is
 /// dropped when it is decoded, so memory grows with services × ports, not with object size.
 public struct ServiceRecord: KeyedRecord, Equatable {
-    public struct Port: Equatable, Sendable {
-        /// The port's name ("" when the Service has one unnamed port): EndpointSlice ports carry the same name.
-        public var name: String
-        public var port: Int
-
-        public init(name: String, port: Int) {
-            self.name = name
-            self.port = port
-        }
-    }
+    public typealias Port = NamedPort
 
     public var key: ObjectKey
     /// Empty for a headless Service (its pods are reached by their own IPs).
@@ -47,15 +50,7 @@ public struct ServiceRecord: KeyedRecord, Equatable {
 /// What discovery keeps of an EndpointSlice (`discovery.k8s.io/v1`): the Service it belongs to, its ports
 /// (target ports already resolved by the EndpointSlice controller, named ones included) and its endpoints.
 public struct EndpointSliceRecord: KeyedRecord, Equatable {
-    public struct Port: Equatable, Sendable {
-        public var name: String
-        public var port: Int
-
-        public init(name: String, port: Int) {
-            self.name = name
-            self.port = port
-        }
-    }
+    public typealias Port = NamedPort
 
     public struct Endpoint: Equatable, Sendable {
         public var addresses: [IPAddress]

@@ -14,17 +14,25 @@ public struct ObjectMetadata: Decodable, Sendable {
     }
 }
 
+/// A port of a Service or an EndpointSlice, as both spell it.
+public struct PortObject: Decodable, Sendable {
+    public var name: String?
+    public var port: Int?
+    public var `protocol`: String?
+
+    /// The port, if it is a valid TCP one (the proxy carries TCP; UDP and SCTP ports are left out).
+    var tcpPort: NamedPort? {
+        guard let port, (1...65535).contains(port), (self.protocol ?? "TCP") == "TCP" else { return nil }
+        return NamedPort(name: name ?? "", port: port)
+    }
+}
+
 /// A `v1` Service.
 public struct ServiceObject: Decodable, Sendable {
     public struct Spec: Decodable, Sendable {
-        public struct Port: Decodable, Sendable {
-            public var name: String?
-            public var port: Int?
-            public var `protocol`: String?
-        }
         public var clusterIP: String?
         public var clusterIPs: [String]?
-        public var ports: [Port]?
+        public var ports: [PortObject]?
     }
     public var metadata: ObjectMetadata?
     public var spec: Spec?
@@ -35,11 +43,7 @@ public struct ServiceObject: Decodable, Sendable {
         guard let key = metadata?.key else { return nil }
         let addresses = spec?.clusterIPs ?? spec?.clusterIP.map { [$0] } ?? []
         let ips = addresses.compactMap { try? IPAddress(parsing: $0) }
-        let ports = (spec?.ports ?? []).compactMap { port -> ServiceRecord.Port? in
-            guard let number = port.port, (1...65535).contains(number), (port.protocol ?? "TCP") == "TCP" else { return nil }
-            return ServiceRecord.Port(name: port.name ?? "", port: number)
-        }
-        return ServiceRecord(key: key, clusterIPs: ips, ports: ports)
+        return ServiceRecord(key: key, clusterIPs: ips, ports: (spec?.ports ?? []).compactMap(\.tcpPort))
     }
 }
 
@@ -47,11 +51,6 @@ public struct ServiceObject: Decodable, Sendable {
 public struct EndpointSliceObject: Decodable, Sendable {
     public static let serviceNameLabel = "kubernetes.io/service-name"
 
-    public struct Port: Decodable, Sendable {
-        public var name: String?
-        public var port: Int?
-        public var `protocol`: String?
-    }
     public struct Endpoint: Decodable, Sendable {
         public struct Conditions: Decodable, Sendable {
             public var ready: Bool?
@@ -66,17 +65,14 @@ public struct EndpointSliceObject: Decodable, Sendable {
     }
     public var metadata: ObjectMetadata?
     public var addressType: String?
-    public var ports: [Port]?
+    public var ports: [PortObject]?
     public var endpoints: [Endpoint]?
 
     /// nil without a key or a service-name label (a slice no Service owns). FQDN slices carry no IPs and
     /// keep no endpoints.
     public var record: EndpointSliceRecord? {
         guard let key = metadata?.key, let service = metadata?.labels?[Self.serviceNameLabel], !service.isEmpty else { return nil }
-        let ports = (ports ?? []).compactMap { port -> EndpointSliceRecord.Port? in
-            guard let number = port.port, (1...65535).contains(number), (port.protocol ?? "TCP") == "TCP" else { return nil }
-            return EndpointSliceRecord.Port(name: port.name ?? "", port: number)
-        }
+        let ports = (ports ?? []).compactMap(\.tcpPort)
         let endpoints = (endpoints ?? []).compactMap { endpoint -> EndpointSliceRecord.Endpoint? in
             let ips = (endpoint.addresses ?? []).compactMap { try? IPAddress(parsing: $0) }
             guard !ips.isEmpty else { return nil }
