@@ -19,6 +19,10 @@ public final class ProxyServer: Sendable {
     private let connections: ConnectionDrain
     /// nil: identity off (plaintext, ready once listening).
     private let identity: ProxyIdentity?
+    /// nil: discovery off (outbound traffic goes to its original destination).
+    private let lookups: DestinationLookups?
+    /// Forgets lookups no connection has used for a while.
+    private let lookupSweep = NIOLockedValueBox<RepeatedTask?>(nil)
 
     private struct State {
         var admin: (any Channel)?
@@ -46,13 +50,34 @@ public final class ProxyServer: Sendable {
             identity = nil
         }
         let connectTimeout = TimeAmount.milliseconds(Int64(max(1, environment.outboundConnectTimeout.milliseconds)))
-        pools = UpstreamPools(group: group, connectTimeout: connectTimeout)
-        setup = ConnectionSetup(environment: environment, metrics: metrics, pools: pools, identity: identity, logger: logger)
+        pools = UpstreamPools(group: group, connectTimeout: connectTimeout, meshTLS: identity.map(MeshTLSClient.init))
+        if let identity, let service = environment.destination {
+            lookups = Self.destinationLookups(service: service, identity: identity, group: group)
+        } else {
+            lookups = nil
+        }
+        setup = ConnectionSetup(environment: environment, metrics: metrics, pools: pools, identity: identity, lookups: lookups,
+                                logger: logger)
         connections = ConnectionDrain(group: group)
         (shutdownRequests, shutdownContinuation) = AsyncStream.makeStream(of: String.self)
     }
 
     public var metricsText: [UInt8] { metrics.render() }
+
+    /// Lookups streamed from the destination service over mutual TLS with this proxy's certificate.
+    private static func destinationLookups(service: ControlPlaneService, identity: ProxyIdentity,
+                                           group: MultiThreadedEventLoopGroup) -> DestinationLookups {
+        let client = DestinationStreamClient(connector: ControlPlaneConnector(service: service, group: group,
+                                                                              resolver: DNSResolver.system(group: group)))
+        let loop = group.next()
+        return DestinationLookups(opener: { address, onEvents, onEnd in
+            guard let context = identity.clientContext else {
+                onEnd("no certificate in use to reach the destination service with")
+                return loop.makeFailedFuture(IdentityError("no certificate in use"))
+            }
+            return client.lookup(address, context: context, onEvents: onEvents, onEnd: onEnd)
+        }, timers: loop)
+    }
 
     /// Asks the proxy to drain and stop (SIGTERM, or POST /shutdown).
     public func requestShutdown(_ reason: String) {
@@ -81,6 +106,11 @@ public final class ProxyServer: Sendable {
             }
             identity.start()
         }
+        if let lookups {
+            let loop = group.next()
+            let sweep = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in lookups.sweep() }
+            lookupSweep.withLockedValue { $0 = sweep }
+        }
         logger.info(identity == nil ? "ready" : "listening; accepting once certified", metadata: [
             "inbound": "\(environment.inboundListenAddress)", "outbound": "\(environment.outboundListenAddress)",
             "admin": "\(environment.adminListenAddress)", "workers": "\(environment.workers)",
@@ -96,6 +126,7 @@ public final class ProxyServer: Sendable {
         logger.info("draining", metadata: ["reason": "\(reason)", "grace_period": "\(environment.shutdownGracePeriod)"])
         state.withLockedValue { $0.draining = true }
         identity?.stop()
+        lookupSweep.withLockedValue { $0?.cancel() }
         let finished = await connections.drain(gracePeriod: .milliseconds(environment.shutdownGracePeriod.milliseconds))
         if !finished {
             logger.info("grace period over; closing the remaining connections")

@@ -1,18 +1,6 @@
 @testable import NeedleProxy
 import Testing
 
-/// A seeded generator, so a test's random picks are the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Balancing: peak-EWMA, backoff, power of two choices")
 struct BalancerTests {
     let ms: UInt64 = 1_000_000
@@ -71,7 +59,7 @@ struct BalancerTests {
 
     @Test("P2C: of two random endpoints the less loaded wins, so the slowest is never chosen among three")
     func prefersLowerLoad() {
-        var generator = SplitMix64(state: 7)
+        var generator = SplitMix64(seed: 7)
         let set = candidates(loads: [40 * ms, 400 * ms, 80 * ms])
         var chosen = [0, 0, 0]
         for _ in 0..<3000 {
@@ -85,7 +73,7 @@ struct BalancerTests {
 
     @Test("P2C: equal endpoints share the traffic; an endpoint in backoff gets none while others are in rotation")
     func spreadsAndSkipsFailed() {
-        var generator = SplitMix64(state: 42)
+        var generator = SplitMix64(seed: 42)
         var set = candidates(loads: [30 * ms, 30 * ms, 30 * ms, 30 * ms])
         var chosen = [0, 0, 0, 0]
         for _ in 0..<4000 {
@@ -102,7 +90,7 @@ struct BalancerTests {
 
     @Test("P2C: one endpoint, none, or all out of rotation (the one back soonest is tried)")
     func edges() {
-        var generator = SplitMix64(state: 1)
+        var generator = SplitMix64(seed: 1)
         #expect(PowerOfTwoChoices.choose([], now: 0, using: &generator) == nil)
         #expect(PowerOfTwoChoices.choose(candidates(loads: [5 * ms]), now: 0, using: &generator) == 0)
         var set = candidates(loads: [5 * ms, 5 * ms, 5 * ms])

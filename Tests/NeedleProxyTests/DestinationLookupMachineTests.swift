@@ -23,9 +23,9 @@ struct DestinationLookupMachineTests {
         #expect(synced)
         #expect(lookup.route == .endpoints([a]))
         _ = lookup.received([.reset, .notKnown, .sync])
-        #expect(lookup.route == .original(reason: "not known"))
+        #expect(lookup.route == .original(.notKnown))
         _ = lookup.received([.reset, .sync])
-        #expect(lookup.route == .original(reason: "no endpoints"))
+        #expect(lookup.route == .original(.noEndpoints))
     }
 
     @Test("a stream that ends is retried with a doubling delay up to 30 s; the last answer stays in use meanwhile")
@@ -54,7 +54,7 @@ struct DestinationLookupMachineTests {
         var lookup = DestinationLookupMachine()
         _ = lookup.acquire()
         _ = lookup.ended("cannot reach the destination service: connection refused")
-        #expect(lookup.route == .original(reason: "cannot reach the destination service: connection refused"))
+        #expect(lookup.route == .original(.unavailable("cannot reach the destination service: connection refused")))
         let result4 = lookup.acquire()
         #expect(result4 == [], "a new user does not open a second stream while a retry is scheduled")
     }

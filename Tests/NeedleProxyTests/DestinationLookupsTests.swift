@@ -53,7 +53,7 @@ struct DestinationLookupsTests {
         #expect(routes.withLockedValue { $0 } == [.endpoints([endpoint])])
         lookups.acquire(web, on: loop).whenSuccess { route in routes.withLockedValue { $0.append(route) } }
         #expect(routes.withLockedValue { $0 }.count == 2 && service.streams.withLockedValue { $0.count } == 1, "one stream per destination")
-        var generator = SplitMix64(state: 9)
+        var generator = SplitMix64(seed: 9)
         #expect(lookups.choose(web, using: &generator) == endpoint)
     }
 
@@ -65,10 +65,10 @@ struct DestinationLookupsTests {
         loop.advanceTime(by: .milliseconds(999))
         #expect(routes.withLockedValue { $0 }.isEmpty)
         loop.advanceTime(by: .milliseconds(1))
-        #expect(routes.withLockedValue { $0 } == [.original(reason: "no answer within 1000 ms")])
+        #expect(routes.withLockedValue { $0 } == [.original(.noAnswer(afterMilliseconds: 1000))])
         service.refuse.withLockedValue { $0 = true }
         lookups.acquire(try address("10.96.0.12:80"), on: loop).whenSuccess { route in routes.withLockedValue { $0.append(route) } }
-        #expect(routes.withLockedValue { $0 }.last == .original(reason: "cannot reach the destination service: connection refused"))
+        #expect(routes.withLockedValue { $0 }.last == .original(.unavailable("cannot reach the destination service: connection refused")))
     }
 
     @Test("a stream that ends is opened again after the backoff; the answer it had stays in use")

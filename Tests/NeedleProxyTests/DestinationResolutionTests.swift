@@ -40,7 +40,7 @@ struct DestinationResolutionTests {
 
     @Test("the balancer keeps what it learned about endpoints across updates, and forgets those that leave")
     func balancerUpdates() throws {
-        var generator = SplitMix64(state: 3)
+        var generator = SplitMix64(seed: 3)
         let a = try endpoint("10.0.0.1:80"), b = try endpoint("10.0.0.2:80"), c = try endpoint("10.0.0.3:80")
         var balancer = EndpointBalancer()
         let none = balancer.choose(now: 0, using: &generator)

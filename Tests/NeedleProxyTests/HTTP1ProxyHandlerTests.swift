@@ -30,7 +30,7 @@ final class FakeStreamUpstreams: UpstreamProvider {
     func connect() throws -> (UpstreamConnection, EmbeddedChannel) {
         let handler = UpstreamHandler()
         let channel = EmbeddedChannel(handler: handler, loop: loop)
-        let connection = UpstreamConnection(channel: channel, handler: handler)
+        let connection = UpstreamConnection(channel: channel, handler: handler, endpoint: UpstreamEndpoint(try ListenAddress(parsing: "127.0.0.1:8080")))
         pending.removeFirst().assumeIsolated().succeed(connection)
         return (connection, channel)
     }
@@ -61,7 +61,7 @@ final class FakeHTTP1Upstreams: HTTP1UpstreamProvider {
         let handler = HTTP1UpstreamHandler()
         let channel = EmbeddedChannel(handler: handler, loop: loop)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
-        let connection = HTTP1UpstreamConnection(channel: channel, handler: handler)
+        let connection = HTTP1UpstreamConnection(channel: channel, handler: handler, endpoint: UpstreamEndpoint(try ListenAddress(parsing: "127.0.0.1:8080")))
         pending.removeFirst().assumeIsolated().succeed(connection)
         return (connection, channel)
     }

@@ -187,6 +187,30 @@ struct HTTP2UpstreamSessionTests {
         #expect(session.goAwayReceived(on: "c1") == true)
     }
 
+    @Test("an endpoint that left discovery: streams in flight finish, no new one starts, idle connections close now")
+    func retire() {
+        var session = HTTP2UpstreamSession<String>()
+        _ = session.streamRequested()
+        _ = session.connected("c1")
+        session.streamOpened(on: "c1")
+        let busy = session.retire()
+        #expect(busy == [], "one stream in flight: nothing to close yet")
+        #expect(session.streamRequested() == .refuse)
+        #expect(session.streamClosed(on: "c1") == true, "its last stream is done: close it")
+
+        var idle = HTTP2UpstreamSession<String>()
+        _ = idle.streamRequested()
+        _ = idle.connected("c1")
+        let closeNow = idle.retire()
+        #expect(closeNow == ["c1"])
+
+        var connecting = HTTP2UpstreamSession<String>()
+        _ = connecting.streamRequested()
+        let later = connecting.retire()
+        #expect(later == nil, "streams are waiting for the connect: retire once it is made")
+        #expect(connecting.connected("c1") == true)
+    }
+
     @Test("after the client connection is gone every upstream connection closes and nothing new starts")
     func shutDown() {
         var session = HTTP2UpstreamSession<String>()

@@ -38,9 +38,21 @@ public struct InjectorConfiguration: Equatable, Sendable {
               let controller = try? WorkloadIdentity.controller(trustDomain: trustDomain, namespace: controlPlaneNamespace),
               let tlsName = try? DNSName(parsing: controller.tlsName)
         else { return nil }
-        let host = "\(Mesh.identityServiceName).\(controlPlaneNamespace).svc.\(clusterDomain)."
-        return IdentitySettings(service: ControlPlaneService(address: ServiceAddress(host: .name(host), port: Mesh.identityPort), tlsName: tlsName),
+        return IdentitySettings(service: controlPlaneService(Mesh.identityServiceName, port: Mesh.identityPort, tlsName: tlsName),
                                 trustAnchorsPEM: trustAnchorsPEM, trustDomain: trustDomain)
+    }
+
+    /// Where injected proxies look up their outbound destinations (DESIGN §8): the controller's destination
+    /// Service, known by the same TLS name. Present exactly when `identity` is (discovery needs mutual TLS).
+    public var destination: ControlPlaneService? {
+        guard let identity else { return nil }
+        return controlPlaneService(Mesh.destinationServiceName, port: Mesh.destinationPort, tlsName: identity.service.tlsName)
+    }
+
+    /// A controller Service by its absolute name, so no search domain is tried first.
+    private func controlPlaneService(_ name: String, port: Int, tlsName: DNSName) -> ControlPlaneService {
+        let host = "\(name).\(controlPlaneNamespace).svc.\(clusterDomain)."
+        return ControlPlaneService(address: ServiceAddress(host: .name(host), port: port), tlsName: tlsName)
     }
 
     /// The keys a configuration file may set, with the accepted values.

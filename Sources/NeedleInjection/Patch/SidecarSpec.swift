@@ -34,6 +34,7 @@ struct SidecarSpec {
         env.logLevel = settings.logLevel
         env.logFormat = settings.logFormat
         env.identity = identityTokenVolume == nil ? nil : configuration.identity
+        env.destination = env.identity == nil ? nil : configuration.destination
         return env
     }
 

@@ -20,7 +20,7 @@ struct DestinationLookupMachine: Sendable {
         /// No answer yet: wait for one (up to the caller's first-answer timeout).
         case wait
         /// Send it to the original destination, as it is, for this reason (`outbound_discovery_fallback_total`).
-        case original(reason: String)
+        case original(DiscoveryFallback)
         /// Balance over these endpoints.
         case endpoints([DestinationEndpoint])
     }
@@ -92,14 +92,14 @@ struct DestinationLookupMachine: Sendable {
     var route: Route {
         switch resolution.known {
         case .pending:
-            if let lastProblem { return .original(reason: lastProblem) }
+            if let lastProblem { return .original(.unavailable(lastProblem)) }
             return .wait
         case .notKnown:
-            return .original(reason: "not known")
+            return .original(.notKnown)
         case .endpoints(let endpoints):
             // A Service with no ready endpoint: the original destination may still answer (kube-proxy knows
             // no better, but an endpoint may be on its way); better than refusing.
-            return endpoints.isEmpty ? .original(reason: "no endpoints") : .endpoints(endpoints)
+            return endpoints.isEmpty ? .original(.noEndpoints) : .endpoints(endpoints)
         }
     }
 }

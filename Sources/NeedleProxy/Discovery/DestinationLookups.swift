@@ -15,6 +15,8 @@ final class DestinationLookups: Sendable {
     private struct Entry {
         var machine = DestinationLookupMachine()
         var balancer = EndpointBalancer()
+        /// Changes whenever the endpoint set does.
+        var generation: UInt64 = 0
         var channel: (any Channel)?
         /// Connections waiting for the first answer.
         var waiters: [FirstResult<Route>] = []
@@ -52,7 +54,7 @@ final class DestinationLookups: Sendable {
         if route == .wait {
             let timeout = firstAnswerTimeout
             let deadline = loop.scheduleTask(in: timeout) {
-                waiter.complete(.success(.original(reason: "no answer within \(timeout.nanoseconds / 1_000_000) ms")))
+                waiter.complete(.success(.original(.noAnswer(afterMilliseconds: timeout.nanoseconds / 1_000_000))))
             }
             waiter.future.whenComplete { _ in deadline.cancel() }
         } else {
@@ -74,6 +76,16 @@ final class DestinationLookups: Sendable {
             defer { entries[address] = entry }
             return entry.balancer.choose(now: now, using: &generator)
         }
+    }
+
+    /// Changes whenever the endpoints of `address` do (0 for an unknown address).
+    func generation(_ address: ListenAddress) -> UInt64 {
+        entries.withLockedValue { $0[address]?.generation ?? 0 }
+    }
+
+    /// Whether `endpoint` is currently one of the endpoints of `address`.
+    func contains(_ address: ListenAddress, endpoint: ListenAddress) -> Bool {
+        entries.withLockedValue { $0[address]?.balancer.endpoints.contains { $0.address == endpoint } ?? false }
     }
 
     /// A request to an endpoint of `address` ended: its latency, and whether the endpoint worked.
@@ -132,6 +144,7 @@ final class DestinationLookups: Sendable {
             defer { entries[address] = entry }
             guard entry.machine.received(events) else { return (.wait, []) }
             let route = entry.machine.route
+            entry.generation &+= 1
             if case .endpoints(let endpoints) = route {
                 entry.balancer.update(endpoints, now: now)
             } else {

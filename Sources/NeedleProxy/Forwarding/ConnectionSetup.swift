@@ -11,12 +11,16 @@ final class ConnectionSetup: Sendable {
     let metrics: ProxyMetrics
     let pools: UpstreamPools
     let logger: Logger
-    /// nil: identity off, so no mesh TLS is terminated.
+    /// nil: identity off, so no mesh TLS is terminated or originated.
     let identity: ProxyIdentity?
+    /// nil: discovery off; outbound connections go to their original destination.
+    let lookups: DestinationLookups?
 
-    init(environment: ProxyEnvironment, metrics: ProxyMetrics, pools: UpstreamPools, identity: ProxyIdentity?, logger: Logger) {
+    init(environment: ProxyEnvironment, metrics: ProxyMetrics, pools: UpstreamPools, identity: ProxyIdentity?,
+         lookups: DestinationLookups? = nil, logger: Logger) {
         self.environment = environment
         self.identity = identity
+        self.lookups = lookups
         self.policy = RoutePolicy(environment: environment)
         self.metrics = metrics
         self.pools = pools
@@ -40,8 +44,18 @@ final class ConnectionSetup: Sendable {
             case .forward(let target, let skipDetection):
                 logger.trace("connection accepted", metadata: ["direction": "\(direction.rawValue)", "target": "\(target)",
                                                                "peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
-                return channel.eventLoop.makeCompletedFuture {
-                    try self.prepare(channel, direction: direction, target: target, skipDetection: skipDetection)
+                guard direction == .outbound, let lookups else {
+                    return channel.eventLoop.makeCompletedFuture {
+                        try self.prepare(channel, direction: direction, target: target, skipDetection: skipDetection,
+                                         destination: .original(nil))
+                    }
+                }
+                // The lookup is in use while the connection is open (DESIGN §8): its answer stays current.
+                let route = lookups.acquire(target, on: channel.eventLoop)
+                channel.closeFuture.whenComplete { _ in lookups.release(target) }
+                return route.flatMapThrowing { route in
+                    try self.prepare(channel, direction: direction, target: target, skipDetection: skipDetection,
+                                     destination: OutboundDestination(route))
                 }
             }
         }.flatMapErrorThrowing { [logger] error in
@@ -50,17 +64,22 @@ final class ConnectionSetup: Sendable {
         }.nonisolated()
     }
 
-    private func prepare(_ channel: any Channel, direction: Direction, target: ListenAddress, skipDetection: Bool) throws {
+    private func prepare(_ channel: any Channel, direction: Direction, target: ListenAddress, skipDetection: Bool,
+                         destination: OutboundDestination) throws {
         let sync = channel.pipeline.syncOperations
         // Counts from the first byte; the labels come with the decision (plaintext, passed-through or mesh TLS).
         let counter = ByteCounter()
         try sync.addHandler(counter)
         let identityOn = identity != nil
-        if skipDetection {
+        if case .original(let fallback?) = destination, let reason = fallback.metricReason {
+            metrics.recordDiscoveryFallback(reason: reason)
+            logger.info("outbound connection sent to its original destination in plaintext",
+                        metadata: ["target": "\(target)", "reason": "\(fallback)"])
+        }
+        if skipDetection || destination.isOpaque {
             metrics.recordDetection(.opaque, timedOut: false)
-            open(channel, counting: counter, as: metrics.target(direction, address: target,
-                                                                 tls: .unterminated(direction, detected: nil, identityOn: identityOn)))
-            tcpForwarder(direction).start(channel, target: target, initial: channel.allocator.buffer(capacity: 0))
+            carryBytes(channel, direction: direction, target: target, destination: destination, detected: nil, counter: counter,
+                       initial: channel.allocator.buffer(capacity: 0))
             return
         }
         // Inbound requests never carry a needle-client-id the peer wrote itself (DESIGN §7).
@@ -77,12 +96,49 @@ final class ConnectionSetup: Sendable {
                 terminateMeshTLS(context: context, target: target, buffered: buffered, counter: counter)
                 return
             }
+            guard plan != .tcp || direction == .inbound else {
+                // Outbound bytes go to one endpoint for the whole connection.
+                _ = context.pipeline.syncOperations.removeHandler(context: context)
+                carryBytes(context.channel, direction: direction, target: target, destination: destination, detected: detected,
+                           counter: counter, initial: buffered, clientInputClosed: inputClosed)
+                return
+            }
+            let tls: TLSLabel
+            if case .discovered = destination {
+                tls = destination.tlsLabel(identityOn: identityOn)
+            } else {
+                tls = .unterminated(direction, detected: detected, identityOn: identityOn)
+            }
             let targetMetrics = open(context.channel, counting: counter, as: metrics.target(
-                direction, address: target, tls: .unterminated(direction, detected: detected, identityOn: identityOn)))
-            forward(plan, context: context, direction: direction, target: target, metrics: targetMetrics,
+                direction, address: target, tls: tls, destination: destination.destinationLabels))
+            forward(plan, context: context, direction: direction, target: target, destination: destination, metrics: targetMetrics,
                     clientIdentity: clientIdentity, buffered: buffered, inputClosed: inputClosed,
                     guardsLateRequest: direction == .inbound && timedOut && buffered.readableBytes == 0)
         })
+    }
+
+    /// Opaque outbound bytes (and any inbound ones on an opaque port): to the original destination, or to one
+    /// endpoint discovery named, chosen for the whole connection (mesh TLS when it is meshed).
+    private func carryBytes(_ channel: any Channel, direction: Direction, target: ListenAddress, destination: OutboundDestination,
+                            detected: DetectedProtocol?, counter: ByteCounter, initial: ByteBuffer, clientInputClosed: Bool = false) {
+        let identityOn = identity != nil
+        var random = SplitMix64()
+        guard case .discovered = destination, let lookups, let endpoint = lookups.choose(target, using: &random) else {
+            open(channel, counting: counter, as: metrics.target(direction, address: target,
+                                                                 tls: .unterminated(direction, detected: detected, identityOn: identityOn)))
+            tcpForwarder(direction).start(channel, target: UpstreamEndpoint(target), initial: initial, clientInputClosed: clientInputClosed)
+            return
+        }
+        open(channel, counting: counter, as: metrics.target(direction, address: target,
+                                                             tls: OutboundDestination.tlsLabel(for: endpoint, identityOn: identityOn),
+                                                             destination: DestinationLabels(endpoint)))
+        let started = NIODeadline.now().uptimeNanoseconds
+        tcpForwarder(direction).start(channel, target: UpstreamEndpoint(endpoint), initial: initial,
+                                      clientInputClosed: clientInputClosed) { connected in
+            // A connection's whole life is no latency sample; its connect is.
+            lookups.finished(target, endpoint: endpoint.address, rtt: NIODeadline.now().uptimeNanoseconds &- started,
+                             succeeded: connected)
+        }
     }
 
     /// Counts the connection as open under `targetMetrics` (and as closed when it closes), with its bytes
@@ -98,25 +154,31 @@ final class ConnectionSetup: Sendable {
     private var detectTimeout: TimeAmount { .milliseconds(Int64(environment.detectTimeout.milliseconds)) }
 
     private func tcpForwarder(_ direction: Direction) -> TCPForwarder {
-        TCPForwarder(connectTimeout: connectTimeout(direction), logger: logger)
+        TCPForwarder(connectTimeout: connectTimeout(direction), logger: logger, meshTLS: direction == .outbound ? meshTLS : nil)
     }
+
+    /// Originates mesh TLS to meshed endpoints (outbound only, with identity on).
+    private var meshTLS: MeshTLSClient? { identity.map(MeshTLSClient.init) }
 
     /// Hands the connection, with the bytes detection read, to the forwarder of `plan`; the detector (the
     /// handler of `context`) steps out. `guardsLateRequest`: an inbound connection that said nothing before
     /// the detect timeout; if its first bytes are HTTP after all it is closed (`LateRequestCheck`).
     private func forward(_ plan: ForwardingPlan, context: ChannelHandlerContext, direction: Direction, target: ListenAddress,
+                         destination: OutboundDestination = .original(nil),
                          metrics targetMetrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer,
                          inputClosed: Bool, guardsLateRequest: Bool = false) {
         let detector = context.handler
+        var balancer: DestinationLookups?
+        if case .discovered = destination { balancer = lookups }
         do {
             switch plan {
             case .http1:
                 try HTTP1Forwarder(pools: pools, headerReadTimeout: HeaderReadTimer.defaultTimeout)
-                    .start(context: context, after: detector, target: target, metrics: targetMetrics,
+                    .start(context: context, after: detector, target: target, balancedBy: balancer, metrics: targetMetrics,
                            clientIdentity: clientIdentity, buffered: buffered)
             case .http2:
-                try HTTP2Forwarder(connectTimeout: connectTimeout(direction))
-                    .start(context: context, after: detector, target: target, metrics: targetMetrics,
+                try HTTP2Forwarder(connectTimeout: connectTimeout(direction), meshTLS: direction == .outbound ? meshTLS : nil)
+                    .start(context: context, after: detector, target: target, balancedBy: balancer, metrics: targetMetrics,
                            clientIdentity: clientIdentity, buffered: buffered)
             case .tcp, .meshTLS:
                 // Mesh TLS inside mesh TLS is not terminated twice: it goes on as bytes.
@@ -129,7 +191,8 @@ final class ConnectionSetup: Sendable {
                     try context.pipeline.syncOperations.addHandler(lateGuard, position: .after(context.handler))
                 }
                 _ = context.pipeline.syncOperations.removeHandler(context: context)
-                tcpForwarder(direction).start(context.channel, target: target, initial: buffered, clientInputClosed: inputClosed)
+                tcpForwarder(direction).start(context.channel, target: UpstreamEndpoint(target), initial: buffered,
+                                              clientInputClosed: inputClosed)
             }
             if inputClosed, plan == .http1 || plan == .http2 {
                 context.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)

@@ -8,12 +8,21 @@ struct HTTP1Forwarder {
     let pools: UpstreamPools
     let headerReadTimeout: TimeAmount
 
+    /// `balancedBy`: the destination's lookups when discovery named its endpoints (requests are balanced
+    /// over them); nil sends every request to `target`.
     func start(context: ChannelHandlerContext, after detector: any ChannelHandler, target: ListenAddress,
+               balancedBy lookups: DestinationLookups? = nil,
                metrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer) throws {
         let channel = context.channel
         let pool = try pools.pool(on: channel.eventLoop)
+        let upstreams: any HTTP1UpstreamProvider
+        if let lookups {
+            upstreams = BalancedHTTP1Provider(pool: pool, destination: target, lookups: lookups)
+        } else {
+            upstreams = pool.provider(for: UpstreamEndpoint(target))
+        }
         let proxy = HTTP1ProxyHandler(
-            upstreams: pool.provider(for: target), metrics: RequestMetrics(target: metrics),
+            upstreams: upstreams, metrics: RequestMetrics(target: metrics),
             headerTimer: HeaderReadTimer(timeout: headerReadTimeout), headBytesAlreadyRead: buffered.readableBytes > 0,
             clientIdentity: clientIdentity,
             startTunnel: { client, upstream, pending in

@@ -7,13 +7,25 @@ import NeedleContract
 /// (a drain sends GOAWAY and lets streams finish), and one `HTTP2StreamProxyHandler` per client stream.
 struct HTTP2Forwarder {
     let connectTimeout: TimeAmount
+    /// nil: identity off.
+    var meshTLS: MeshTLSClient? = nil
 
+    /// `balancedBy`: the destination's lookups when discovery named its endpoints (each stream is balanced
+    /// over them); nil sends every stream to `target`.
     func start(context: ChannelHandlerContext, after detector: any ChannelHandler, target: ListenAddress,
+               balancedBy lookups: DestinationLookups? = nil,
                metrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer) throws {
         let channel = context.channel
-        let upstreams = NIOLoopBound(
-            HTTP2UpstreamProvider(eventLoop: channel.eventLoop, target: target, connectTimeout: connectTimeout),
-            eventLoop: channel.eventLoop)
+        let upstreams: NIOLoopBound<any UpstreamProvider & ClosableUpstreams>
+        if let lookups {
+            upstreams = NIOLoopBound(BalancedHTTP2Provider(eventLoop: channel.eventLoop, destination: target, lookups: lookups,
+                                                           connectTimeout: connectTimeout, meshTLS: meshTLS),
+                                     eventLoop: channel.eventLoop)
+        } else {
+            upstreams = NIOLoopBound(HTTP2UpstreamProvider(eventLoop: channel.eventLoop, target: UpstreamEndpoint(target),
+                                                           connectTimeout: connectTimeout, meshTLS: meshTLS),
+                                     eventLoop: channel.eventLoop)
+        }
         channel.closeFuture.whenComplete { _ in upstreams.value.close() }
         let management = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,

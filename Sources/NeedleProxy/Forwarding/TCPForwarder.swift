@@ -3,16 +3,22 @@ import NIOCore
 import NIOPosix
 import NeedleContract
 
-/// Opaque TCP: connect to the destination on the client's event loop and splice the two channels.
+/// Opaque TCP: connect to the destination on the client's event loop and splice the two channels. A meshed
+/// endpoint is reached over mesh TLS (`MeshTLSClient`): the bytes go through it, and a failed handshake closes
+/// the client, never falling back to plaintext.
 struct TCPForwarder {
     let connectTimeout: TimeAmount
     let logger: Logger
+    /// nil: identity off.
+    var meshTLS: MeshTLSClient? = nil
 
     /// `initial`: bytes read while detecting; `clientInputClosed`: the client's FIN came during detection.
-    func start(_ client: any Channel, target: ListenAddress, initial: ByteBuffer, clientInputClosed: Bool = false) {
+    /// `connected`: how the connect went (the balancer's report, when discovery chose the endpoint).
+    func start(_ client: any Channel, target: UpstreamEndpoint, initial: ByteBuffer, clientInputClosed: Bool = false,
+               connected: (@Sendable (Bool) -> Void)? = nil) {
         let address: SocketAddress
         do {
-            address = try OriginalDestination.socketAddress(target)
+            address = try OriginalDestination.socketAddress(target.address)
         } catch {
             client.close(promise: nil)
             return
@@ -24,15 +30,29 @@ struct TCPForwarder {
             client.close(promise: nil)
             return
         }
+        let secured = NIOLoopBoundBox<EventLoopFuture<Void>?>(nil, eventLoop: client.eventLoop)
+        let (meshTLS, timeout) = (self.meshTLS, connectTimeout)
         ClientBootstrap(group: client.eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let serverName = target.meshTLSName else { return }
+                    guard let meshTLS else { throw UpstreamFailure.connectFailed("mesh TLS asked for without an identity") }
+                    secured.value = try meshTLS.secure(channel, serverName: serverName)
+                }
+            }
             .connect(to: address)
             .assumeIsolated()
+            .flatMap { channel in
+                // A meshed endpoint counts as connected once its certificate checked out, within the same timeout.
+                MeshTLSClient.whenVerified(channel, secured.value, timeout: timeout)
+            }
             .whenComplete { [logger] result in
                 switch result {
                 case .success(let upstream):
+                    connected?(true)
                     guard client.isActive else {
                         upstream.close(promise: nil)
                         return
@@ -44,6 +64,7 @@ struct TCPForwarder {
                     _ = client.pipeline.syncOperations.removeHandler(waiting)
                     Self.splice(client, upstream, initial: first, clientInputClosed: inputClosed)
                 case .failure(let error):
+                    connected?(false)
                     // A clean close is all a TCP client can be told.
                     logger.debug("upstream connect failed", metadata: ["target": "\(target)", "error": "\(error)"])
                     client.close(promise: nil)

@@ -17,6 +17,7 @@ public final class ProxyMetrics: Sendable {
         var direction: Direction
         var target: String
         var tls: TLSLabel
+        var destination: DestinationLabels
     }
 
     private let targets = NIOLockedValueBox<[TargetKey: TargetMetrics]>([:])
@@ -31,19 +32,34 @@ public final class ProxyMetrics: Sendable {
         MetricNameDescriptor(metricName: name, unitName: unit, helpText: help)
     }
 
-    public func target(_ direction: Direction, address: ListenAddress, tls: TLSLabel) -> TargetMetrics {
+    /// `destination`: what discovery said about an outbound destination (DESIGN §8); empty otherwise.
+    func target(_ direction: Direction, address: ListenAddress, tls: TLSLabel,
+                destination: DestinationLabels = DestinationLabels()) -> TargetMetrics {
         targets.withLockedValue { targets in
-            var key = TargetKey(direction: direction, target: address.description, tls: tls)
+            var key = TargetKey(direction: direction, target: address.description, tls: tls, destination: destination)
             if let existing = targets[key] { return existing }
             if targets.count >= maximumTargets {
                 key.target = "overflow"
+                key.destination = DestinationLabels()
                 if case .mesh = key.tls { key.tls = .mesh(clientID: "overflow") }
+                if case .meshServer = key.tls { key.tls = .meshServer(serverID: "overflow") }
                 if let existing = targets[key] { return existing }
             }
-            let created = TargetMetrics(registry: registry, direction: direction, target: key.target, tls: key.tls)
+            let created = TargetMetrics(registry: registry, direction: direction, target: key.target, tls: key.tls,
+                                        destination: key.destination)
             targets[key] = created
             return created
         }
+    }
+
+    /// An outbound connection sent to its original destination because discovery could not say where it
+    /// goes (DESIGN §8): availability first, and this shows it.
+    func recordDiscoveryFallback(reason: String) {
+        registry.makeCounter(
+            descriptor: Self.descriptor("outbound_discovery_fallback", unit: "total",
+                                        help: "Outbound connections sent to their original destination in plaintext because discovery had no answer."),
+            labels: [("reason", reason)]
+        ).increment()
     }
 
     public func recordDetection(_ detected: DetectedProtocol, timedOut: Bool) {
@@ -106,9 +122,10 @@ public final class TargetMetrics: Sendable {
     let writeBytes: Counter
     private let responses = NIOLockedValueBox<[Int: ResponseSeries]>([:])
 
-    init(registry: PrometheusCollectorRegistry, direction: Direction, target: String, tls: TLSLabel) {
+    init(registry: PrometheusCollectorRegistry, direction: Direction, target: String, tls: TLSLabel,
+         destination: DestinationLabels = DestinationLabels()) {
         self.registry = registry
-        labels = [("direction", direction.rawValue), ("target_addr", target)] + tls.labels
+        labels = [("direction", direction.rawValue), ("target_addr", target)] + tls.labels + destination.labels
         requests = registry.makeCounter(descriptor: ProxyMetrics.descriptor("request", unit: "total", help: "HTTP requests."), labels: labels)
         tcpOpen = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_open", unit: "total", help: "TCP connections opened."), labels: labels)
         tcpClose = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_close", unit: "total", help: "TCP connections closed."), labels: labels)

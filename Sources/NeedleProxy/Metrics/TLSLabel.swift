@@ -9,6 +9,8 @@ public enum TLSLabel: Hashable, Sendable {
     case opaque
     /// Mesh TLS terminated by this proxy, from the named peer (`tls="true"`, `client_id`).
     case mesh(clientID: String)
+    /// Mesh TLS originated by this proxy, to the named peer (`tls="true"`, `server_id`).
+    case meshServer(serverID: String)
 
     public static let noTLSFromRemote = TLSLabel.noIdentity(reason: "no_tls_from_remote")
     public static let notProvidedByServiceDiscovery = TLSLabel.noIdentity(reason: "not_provided_by_service_discovery")
@@ -28,6 +30,7 @@ public enum TLSLabel: Hashable, Sendable {
         case .noIdentity(let reason): return [("tls", "no_identity"), ("no_tls_reason", reason)]
         case .opaque: return [("tls", "opaque")]
         case .mesh(let clientID): return [("tls", "true"), ("client_id", clientID)]
+        case .meshServer(let serverID): return [("tls", "true"), ("server_id", serverID)]
         }
     }
 }

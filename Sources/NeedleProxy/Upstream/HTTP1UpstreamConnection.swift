@@ -119,13 +119,18 @@ extension HTTP1UpstreamHandler: Sendable {}
 final class HTTP1UpstreamConnection: Hashable {
     let channel: any Channel
     let handler: HTTP1UpstreamHandler
+    /// Where it goes (its pool key).
+    let endpoint: UpstreamEndpoint
     /// True when it came from the pool rather than a fresh connect (a failure on it may be a stale socket).
     var reused = false
+    /// When the request it carries now was given it (uptime nanoseconds): the balancer's latency sample.
+    var acquiredAt: UInt64 = 0
     private var reading = true
 
-    init(channel: any Channel, handler: HTTP1UpstreamHandler) {
+    init(channel: any Channel, handler: HTTP1UpstreamHandler, endpoint: UpstreamEndpoint) {
         self.channel = channel
         self.handler = handler
+        self.endpoint = endpoint
     }
 
     var isWritable: Bool { handler.writable }

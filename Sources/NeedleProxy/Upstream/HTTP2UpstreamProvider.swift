@@ -7,19 +7,21 @@ import NeedleContract
 /// For one client HTTP/2 connection: upstream HTTP/2 (h2c) connections, every client stream mapped to a
 /// stream of its own there, so a slow stream never blocks another. Which connection a new stream goes to
 /// is `HTTP2UpstreamSession`'s decision: a connection that failed, closed or sent GOAWAY is replaced.
-final class HTTP2UpstreamProvider: UpstreamProvider {
+final class HTTP2UpstreamProvider: UpstreamProvider, ClosableUpstreams {
     private let eventLoop: any EventLoop
-    private let target: ListenAddress
+    private let target: UpstreamEndpoint
     private let connectTimeout: TimeAmount
+    private let meshTLS: MeshTLSClient?
     private var session = HTTP2UpstreamSession<ObjectIdentifier>()
     private var connections: [ObjectIdentifier: (channel: any Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer)] = [:]
     /// Streams asked for while the connection is being made.
     private var waiting: [EventLoopPromise<UpstreamConnection>] = []
 
-    init(eventLoop: any EventLoop, target: ListenAddress, connectTimeout: TimeAmount) {
+    init(eventLoop: any EventLoop, target: UpstreamEndpoint, connectTimeout: TimeAmount, meshTLS: MeshTLSClient? = nil) {
         self.eventLoop = eventLoop
         self.target = target
         self.connectTimeout = connectTimeout
+        self.meshTLS = meshTLS
     }
 
     func acquireImmediately() -> UpstreamConnection? { nil }
@@ -44,6 +46,14 @@ final class HTTP2UpstreamProvider: UpstreamProvider {
         connection.handler.delegate = nil
         // A stream that finished cleanly closes itself; one cut short is reset.
         if !reusable { connection.channel.close(promise: nil) }
+    }
+
+    /// The endpoint left its destination: streams in flight finish, no new one opens here. False while a
+    /// connection is still being made for waiting streams: ask again later.
+    func retire() -> Bool {
+        guard let closeNow = session.retire() else { return false }
+        for id in closeNow { connections[id]?.channel.close(promise: nil) }
+        return true
     }
 
     /// The client connection is gone: so are its upstream connections.
@@ -74,7 +84,7 @@ final class HTTP2UpstreamProvider: UpstreamProvider {
                 stream.closeFuture.assumeIsolated().whenComplete { [self] _ in
                     if session.streamClosed(on: id) { connections[id]?.channel.close(promise: nil) }
                 }
-                promise.assumeIsolated().succeed(UpstreamConnection(channel: stream, handler: handlerBox.value))
+                promise.assumeIsolated().succeed(UpstreamConnection(channel: stream, handler: handlerBox.value, endpoint: target))
             case .failure(let error):
                 if session.streamClosed(on: id) { connections[id]?.channel.close(promise: nil) }
                 promise.fail(UpstreamFailure.connectFailed("cannot open an upstream stream: \(error)"))
@@ -85,18 +95,27 @@ final class HTTP2UpstreamProvider: UpstreamProvider {
     private func connect() {
         let address: SocketAddress
         do {
-            address = try OriginalDestination.socketAddress(target)
+            address = try OriginalDestination.socketAddress(target.address)
         } catch {
             connectFinished(.failure(UpstreamFailure.connectFailed("\(error)")))
             return
         }
+        if target.meshTLSName != nil, meshTLS == nil {
+            connectFinished(.failure(UpstreamFailure.connectFailed("mesh TLS asked for without an identity")))
+            return
+        }
         let multiplexerBox = NIOLoopBoundBox<NIOHTTP2Handler.StreamMultiplexer?>(nil, eventLoop: eventLoop)
+        let secured = NIOLoopBoundBox<EventLoopFuture<Void>?>(nil, eventLoop: eventLoop)
         let goAwayWatcher = NIOLoopBound(GoAwayWatcher(), eventLoop: eventLoop)
+        let (target, meshTLS, timeout) = (self.target, self.meshTLS, connectTimeout)
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let serverName = target.meshTLSName, let meshTLS {
+                        secured.value = try meshTLS.secure(channel, serverName: serverName)
+                    }
                     multiplexerBox.value = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .client,
                         connectionConfiguration: .init(),
@@ -110,6 +129,10 @@ final class HTTP2UpstreamProvider: UpstreamProvider {
             }
             .connect(to: address)
             .assumeIsolated()
+            .flatMap { channel in
+                // A meshed endpoint counts as connected once its certificate checked out, within the same timeout.
+                MeshTLSClient.whenVerified(channel, secured.value, timeout: timeout)
+            }
             .whenComplete { [self] result in
                 switch result {
                 case .success(let channel):

@@ -82,6 +82,22 @@ struct HTTP2UpstreamSession<Connection: Hashable> {
         openStreams[connection] = nil
     }
 
+    /// The endpoint left its destination (discovery): no new stream goes here, streams in flight finish.
+    /// Returns nil while a connection is being made (its waiting streams still want it: retire later), else
+    /// the connections to close now (those with nothing in flight).
+    mutating func retire() -> [Connection]? {
+        switch active {
+        case .connecting:
+            return nil
+        case .ready(let connection):
+            draining.insert(connection)
+        case .idle, .shutDown:
+            break
+        }
+        active = .shutDown
+        return draining.filter { (openStreams[$0] ?? 0) == 0 }
+    }
+
     /// The client connection is gone: every upstream connection is closed. Returns them.
     mutating func shutDown() -> [Connection] {
         var all = Array(draining)

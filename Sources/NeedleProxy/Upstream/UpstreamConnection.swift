@@ -68,11 +68,16 @@ extension UpstreamHandler: Sendable {}
 final class UpstreamConnection {
     let channel: any Channel
     let handler: UpstreamHandler
+    /// The endpoint whose connection carries the stream.
+    let endpoint: UpstreamEndpoint
+    /// When the exchange was given the stream (uptime nanoseconds): the balancer's latency sample.
+    var acquiredAt: UInt64 = 0
     private var reading = true
 
-    init(channel: any Channel, handler: UpstreamHandler) {
+    init(channel: any Channel, handler: UpstreamHandler, endpoint: UpstreamEndpoint) {
         self.channel = channel
         self.handler = handler
+        self.endpoint = endpoint
     }
 
     var isWritable: Bool { channel.isWritable }
@@ -114,4 +119,10 @@ protocol UpstreamProvider: AnyObject {
     func acquire() -> EventLoopFuture<UpstreamConnection>
     /// The exchange is over; `reusable` when both messages completed cleanly with keep-alive.
     func release(_ connection: UpstreamConnection, reusable: Bool)
+}
+
+/// Upstreams that belong to one client connection and end with it.
+protocol ClosableUpstreams: AnyObject {
+    /// The client connection is gone: so are its upstream connections.
+    func close()
 }

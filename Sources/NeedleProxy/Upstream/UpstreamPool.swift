@@ -10,27 +10,30 @@ import NeedleContract
 final class UpstreamPool {
     let eventLoop: any EventLoop
     let connectTimeout: TimeAmount
-    private var state: UpstreamPoolState<ListenAddress, HTTP1UpstreamConnection, EventLoopPromise<HTTP1UpstreamConnection>>
+    /// nil: identity off; no endpoint is reached over mesh TLS.
+    let meshTLS: MeshTLSClient?
+    private var state: UpstreamPoolState<UpstreamEndpoint, HTTP1UpstreamConnection, EventLoopPromise<HTTP1UpstreamConnection>>
     /// One repeating sweep per pool closes connections idle for too long (cheaper than a timer per request).
     private var sweeper: RepeatedTask?
 
-    init(eventLoop: any EventLoop, connectTimeout: TimeAmount, limits: UpstreamPoolState<ListenAddress, HTTP1UpstreamConnection, EventLoopPromise<HTTP1UpstreamConnection>>.Limits = .init()) {
+    init(eventLoop: any EventLoop, connectTimeout: TimeAmount, meshTLS: MeshTLSClient? = nil, limits: UpstreamPoolState<UpstreamEndpoint, HTTP1UpstreamConnection, EventLoopPromise<HTTP1UpstreamConnection>>.Limits = .init()) {
         self.eventLoop = eventLoop
         self.connectTimeout = connectTimeout
+        self.meshTLS = meshTLS
         self.state = UpstreamPoolState(limits: limits)
     }
 
-    func provider(for target: ListenAddress) -> PooledProvider {
+    func provider(for target: UpstreamEndpoint) -> PooledProvider {
         PooledProvider(pool: self, target: target)
     }
 
-    func checkoutIdle(_ target: ListenAddress) -> HTTP1UpstreamConnection? {
+    func checkoutIdle(_ target: UpstreamEndpoint) -> HTTP1UpstreamConnection? {
         guard let connection = state.takeIdle(target) else { return nil }
         connection.reused = true
         return connection
     }
 
-    func checkout(_ target: ListenAddress) -> EventLoopFuture<HTTP1UpstreamConnection> {
+    func checkout(_ target: UpstreamEndpoint) -> EventLoopFuture<HTTP1UpstreamConnection> {
         let promise = eventLoop.makePromise(of: HTTP1UpstreamConnection.self)
         switch state.acquire(target, waiter: promise, now: .now()) {
         case .use(let connection):
@@ -48,7 +51,7 @@ final class UpstreamPool {
         return promise.futureResult
     }
 
-    func checkin(_ connection: HTTP1UpstreamConnection, target: ListenAddress, reusable: Bool) {
+    func checkin(_ connection: HTTP1UpstreamConnection, target: UpstreamEndpoint, reusable: Bool) {
         connection.handler.delegate = nil
         let reusable = reusable && !connection.handler.peerClosed && connection.channel.isActive
         switch state.release(target, connection, reusable: reusable, now: .now()) {
@@ -90,7 +93,7 @@ final class UpstreamPool {
         }
     }
 
-    private func connect(_ target: ListenAddress, for promise: EventLoopPromise<HTTP1UpstreamConnection>) {
+    private func connect(_ target: UpstreamEndpoint, for promise: EventLoopPromise<HTTP1UpstreamConnection>) {
         makeConnection(target).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let connection):
@@ -106,28 +109,42 @@ final class UpstreamPool {
         }
     }
 
-    private func makeConnection(_ target: ListenAddress) -> EventLoopFuture<HTTP1UpstreamConnection> {
+    private func makeConnection(_ target: UpstreamEndpoint) -> EventLoopFuture<HTTP1UpstreamConnection> {
         let address: SocketAddress
         do {
-            address = try OriginalDestination.socketAddress(target)
+            address = try OriginalDestination.socketAddress(target.address)
         } catch {
             return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("\(error)"))
         }
+        if target.meshTLSName != nil, meshTLS == nil {
+            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("mesh TLS asked for without an identity"))
+        }
         let handlerBox = NIOLoopBound(HTTP1UpstreamHandler(), eventLoop: eventLoop)
-        return ClientBootstrap(group: eventLoop)
+        let secured = NIOLoopBoundBox<EventLoopFuture<Void>?>(nil, eventLoop: eventLoop)
+        let meshTLS = self.meshTLS
+        let timeout = connectTimeout
+        let connected = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let serverName = target.meshTLSName, let meshTLS {
+                        secured.value = try meshTLS.secure(channel, serverName: serverName)
+                    }
                     try channel.pipeline.syncOperations.addHandler(handlerBox.value)
                 }
             }
             .connect(to: address)
             .assumeIsolated()
+            .flatMap { channel in
+                // A meshed endpoint counts as connected once its certificate checked out, within the same timeout.
+                MeshTLSClient.whenVerified(channel, secured.value, timeout: timeout)
+            }
             .flatMapErrorThrowing { error in throw UpstreamFailure.wrap(error) }
+        return connected
             .map { [self] channel in
-                let connection = HTTP1UpstreamConnection(channel: channel, handler: handlerBox.value)
+                let connection = HTTP1UpstreamConnection(channel: channel, handler: handlerBox.value, endpoint: target)
                 connection.handler.onPeerClosed = { [self] in
                     if state.idleConnectionClosed(target, connection) { connection.channel.close(promise: nil) }
                 }
@@ -145,9 +162,9 @@ extension UpstreamPool: Sendable {}
 
 final class PooledProvider: HTTP1UpstreamProvider {
     let pool: UpstreamPool
-    let target: ListenAddress
+    let target: UpstreamEndpoint
 
-    init(pool: UpstreamPool, target: ListenAddress) {
+    init(pool: UpstreamPool, target: UpstreamEndpoint) {
         self.pool = pool
         self.target = target
     }
@@ -156,7 +173,7 @@ final class PooledProvider: HTTP1UpstreamProvider {
     func acquireImmediately() -> HTTP1UpstreamConnection? { pool.checkoutIdle(target) }
 
     func release(_ connection: HTTP1UpstreamConnection, reusable: Bool) {
-        pool.checkin(connection, target: target, reusable: reusable)
+        pool.checkin(connection, target: connection.endpoint, reusable: reusable)
     }
 }
 

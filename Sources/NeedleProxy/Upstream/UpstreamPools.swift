@@ -5,8 +5,9 @@ import NIOCore
 final class UpstreamPools: Sendable {
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamPool?>]
     private let connectTimeout: TimeAmount
+    private let meshTLS: MeshTLSClient?
 
-    init(group: any EventLoopGroup, connectTimeout: TimeAmount) {
+    init(group: any EventLoopGroup, connectTimeout: TimeAmount, meshTLS: MeshTLSClient? = nil) {
         var pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamPool?>] = [:]
         for loop in group.makeIterator() {
             // Made empty here (off the loop); the pool itself is created on first use, on its loop.
@@ -14,6 +15,7 @@ final class UpstreamPools: Sendable {
         }
         self.pools = pools
         self.connectTimeout = connectTimeout
+        self.meshTLS = meshTLS
     }
 
     /// The pool of `eventLoop`; the caller must be on that loop.
@@ -22,7 +24,7 @@ final class UpstreamPools: Sendable {
             throw ProxySetupError(description: "no upstream pool on this event loop")
         }
         if let pool = box.value { return pool }
-        let pool = UpstreamPool(eventLoop: eventLoop, connectTimeout: connectTimeout)
+        let pool = UpstreamPool(eventLoop: eventLoop, connectTimeout: connectTimeout, meshTLS: meshTLS)
         box.value = pool
         return pool
     }
