@@ -50,7 +50,7 @@ public final class ProxyServer: Sendable {
             identity = nil
         }
         let connectTimeout = TimeAmount.milliseconds(Int64(max(1, environment.outboundConnectTimeout.milliseconds)))
-        pools = UpstreamPools(group: group, connectTimeout: connectTimeout, meshTLS: identity.map(MeshTLSClient.init))
+        pools = UpstreamPools(group: group, connectTimeout: connectTimeout, meshTLS: identity.map { MeshTLSClient(identity: $0) })
         if let identity, let service = environment.destination {
             lookups = Self.destinationLookups(service: service, identity: identity, group: group)
         } else {

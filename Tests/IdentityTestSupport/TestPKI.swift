@@ -10,14 +10,17 @@ import X509
 
 /// A throwaway PKI for the tests: a trust anchor, an issuer it signs, and certificate requests.
 public struct TestPKI {
-    public let now = Date(timeIntervalSince1970: 1_800_000_000)
+    /// The PKI's clock: fixed by default, so tests of validity periods are repeatable; real time for tests
+    /// that hand the certificates to BoringSSL, which checks them against the real clock.
+    public let now: Date
     public let anchorKey: P256.Signing.PrivateKey
     public let anchor: Certificate
     public let issuerKey: P256.Signing.PrivateKey
     public let issuer: Certificate
 
-    public init(issuerIsCA: Bool = true, issuerValidity: TimeInterval = 365 * 86400) throws {
-        let now = self.now
+    public init(issuerIsCA: Bool = true, issuerValidity: TimeInterval = 365 * 86400,
+                now: Date = Date(timeIntervalSince1970: 1_800_000_000)) throws {
+        self.now = now
         let anchorKey = P256.Signing.PrivateKey()
         let issuerKey = P256.Signing.PrivateKey()
         self.anchorKey = anchorKey

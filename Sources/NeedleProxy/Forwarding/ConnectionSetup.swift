@@ -158,7 +158,7 @@ final class ConnectionSetup: Sendable {
     }
 
     /// Originates mesh TLS to meshed endpoints (outbound only, with identity on).
-    private var meshTLS: MeshTLSClient? { identity.map(MeshTLSClient.init) }
+    private var meshTLS: MeshTLSClient? { identity.map { MeshTLSClient(identity: $0) } }
 
     /// Hands the connection, with the bytes detection read, to the forwarder of `plan`; the detector (the
     /// handler of `context`) steps out. `guardsLateRequest`: an inbound connection that said nothing before

@@ -8,18 +8,29 @@ import NeedleContract
 /// server's certificate must name exactly that workload. A connection counts as made only once all of this
 /// held; a failure fails the connection, never falling back to plaintext.
 struct MeshTLSClient: Sendable {
-    let identity: ProxyIdentity
+    let trustDomain: DNSName
+    /// The client context of the certificate in use now; nil while there is none (expired, not yet issued).
+    let currentContext: @Sendable () -> NIOSSLContext?
+
+    init(trustDomain: DNSName, currentContext: @escaping @Sendable () -> NIOSSLContext?) {
+        self.trustDomain = trustDomain
+        self.currentContext = currentContext
+    }
+
+    init(identity: ProxyIdentity) {
+        self.init(trustDomain: identity.workload.trustDomain) { identity.clientContext }
+    }
 
     /// Adds the TLS handlers to a new upstream channel (in its initializer, before the caller's handlers).
     /// The returned future succeeds once the peer is verified; it fails, and the channel closes, otherwise.
     func secure(_ channel: any Channel, serverName: String) throws -> EventLoopFuture<Void> {
-        guard let context = identity.clientContext else {
+        guard let context = currentContext() else {
             throw UpstreamFailure.connectFailed("no certificate in use to originate mesh TLS with")
         }
         let verified = channel.eventLoop.makePromise(of: Void.self)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-        try sync.addHandler(MeshTLSServerCheck(expected: serverName, trustDomain: identity.workload.trustDomain, verified: verified))
+        try sync.addHandler(MeshTLSServerCheck(expected: serverName, trustDomain: trustDomain, verified: verified))
         return verified.futureResult
     }
 

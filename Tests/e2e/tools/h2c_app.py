@@ -17,8 +17,9 @@ def pattern(size):
 
 
 class Connection:
-    def __init__(self, sock):
+    def __init__(self, sock, name="h2c"):
         self.sock = sock
+        self.name = name
         self.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
         self.lock = threading.Lock()
         self.window_open = threading.Condition(self.lock)
@@ -64,7 +65,7 @@ class Connection:
 
     def send(self, sid, status, body):
         with self.lock:
-            self.conn.send_headers(sid, [(":status", str(status)), ("content-length", str(len(body))), ("x-app", "h2c")])
+            self.conn.send_headers(sid, [(":status", str(status)), ("content-length", str(len(body))), ("x-app", self.name)])
             self.flush()
         offset = 0
         while offset < len(body):
@@ -105,6 +106,7 @@ def main():
     parser.add_argument("--bind", default="0.0.0.0")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--lifetime", type=float, default=300)
+    parser.add_argument("--name", default="h2c", help="sent back in every response's x-app field")
     args = parser.parse_args()
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -118,7 +120,7 @@ def main():
             sock, _ = server.accept()
         except socket.timeout:
             continue
-        threading.Thread(target=Connection(sock).serve, daemon=True).start()
+        threading.Thread(target=Connection(sock, args.name).serve, daemon=True).start()
 
 
 if __name__ == "__main__":
