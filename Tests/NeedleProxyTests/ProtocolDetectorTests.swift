@@ -258,6 +258,33 @@ struct HeaderFilterTests {
 
 @Suite("Metrics")
 struct ProxyMetricsTests {
+    @Test("a balanced request and its response are counted under the endpoint it went to; a failure before any upstream under the connection")
+    func perEndpoint() throws {
+        let metrics = ProxyMetrics()
+        let address = try ListenAddress(parsing: "10.96.0.10:80")
+        let connection = metrics.target(.outbound, address: address, tls: .notProvidedByServiceDiscovery,
+                                         destination: DestinationLabels(namespace: "shop", service: "web"))
+        let web1 = metrics.target(.outbound, address: address, tls: .meshServer(serverID: "web.shop.serviceaccount.identity.needle.td"),
+                                  destination: DestinationLabels(namespace: "shop", service: "web", pod: "web-1"))
+        var exchange = RequestMetrics(target: connection)
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        exchange.requestStarted()
+        exchange.upstreamKnown(web1)
+        exchange.responseCompleted(status: 200, since: start, now: start + .milliseconds(2))
+        exchange.requestStarted()
+        exchange.responseCompleted(status: 502, since: start, now: start + .milliseconds(1))
+        exchange.requestStarted()
+        exchange.upstreamKnown(web1)
+        exchange.responseCompleted(status: 200, since: start, now: start + .milliseconds(2))
+        let text = String(decoding: metrics.render(), as: UTF8.self)
+        let pod = #"tls="true",server_id="web.shop.serviceaccount.identity.needle.td",dst_namespace="shop",dst_service="web",dst_pod="web-1""#
+        #expect(text.contains(#"request_total{direction="outbound",target_addr="10.96.0.10:80","# + pod + "} 2"))
+        #expect(text.contains(#"response_total{direction="outbound",target_addr="10.96.0.10:80","# + pod + #",status_code="200",classification="success"} 2"#))
+        let plain = #"tls="no_identity",no_tls_reason="not_provided_by_service_discovery",dst_namespace="shop",dst_service="web""#
+        #expect(text.contains(#"request_total{direction="outbound",target_addr="10.96.0.10:80","# + plain + "} 1"))
+        #expect(text.contains(#"response_total{direction="outbound",target_addr="10.96.0.10:80","# + plain + #",status_code="502",classification="failure"} 1"#))
+    }
+
     @Test("Linkerd's names and labels, and bounded target labels")
     func names() throws {
         let metrics = ProxyMetrics(maximumTargets: 2)

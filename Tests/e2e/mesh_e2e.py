@@ -482,10 +482,14 @@ for i in range(12):
     all_requests = client_pod.metric(text, "request_total", direction="outbound", dst_service="web")
     web_mtls = sum(pods[s].metric(pods[s].metrics(), "request_total", direction="inbound", tls="true", client_id=CLIENT_NAME)
                    for s in ("web1", "web2"))
-    check("the client proxy's outbound metrics count the traffic it sent over mesh TLS with tls=\"true\", server_id=web's TLS "
-          "name, dst_namespace=\"shop\", dst_service=\"web\"",
-          mesh_requests > 0 or mesh_bytes > 0,
-          f"requests {mesh_requests:.0f}, bytes {mesh_bytes:.0f} under those labels, while web-1 and web-2 counted {web_mtls:.0f} "
+    per_pod = {pod: client_pod.metric(text, "request_total", **mesh_labels, dst_pod=pod) for pod in ("web-1", "web-2")}
+    legacy_requests = client_pod.metric(text, "request_total", direction="outbound", tls="no_identity",
+                                        no_tls_reason="not_provided_by_service_discovery", dst_pod="legacy-1")
+    check("the client proxy's outbound metrics count each request under the endpoint it went to: tls=\"true\", server_id=web's "
+          "TLS name, dst_namespace=\"shop\", dst_service=\"web\", dst_pod for the meshed pods (as many as they received over "
+          "mTLS), plaintext with no_tls_reason for the unmeshed one",
+          mesh_requests > 0 and mesh_requests == web_mtls and all(count > 0 for count in per_pod.values()) and legacy_requests > 0,
+          f"requests {mesh_requests:.0f} ({per_pod}), bytes {mesh_bytes:.0f} under those labels, legacy {legacy_requests:.0f}, while web-1 and web-2 counted {web_mtls:.0f} "
           f"requests from the client over mTLS and the client counted {all_requests:.0f} to dst_service=web")
     for line in text.splitlines():
         if line.startswith("request_total{") and 'direction="outbound"' in line:

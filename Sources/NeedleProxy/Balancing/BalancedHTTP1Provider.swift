@@ -11,31 +11,41 @@ final class BalancedHTTP1Provider: HTTP1UpstreamProvider {
     private let destination: ListenAddress
     private let lookups: DestinationLookups
     private var random = SplitMix64()
+    private var metrics: EndpointMetrics
     /// The endpoint `acquireImmediately` chose but found no idle connection for: `acquire` uses it.
-    private var chosen: UpstreamEndpoint?
+    private var chosen: Choice?
 
-    init(pool: UpstreamPool, destination: ListenAddress, lookups: DestinationLookups) {
+    private struct Choice {
+        let endpoint: UpstreamEndpoint
+        let metrics: TargetMetrics?
+    }
+
+    init(pool: UpstreamPool, destination: ListenAddress, lookups: DestinationLookups, metrics: EndpointMetrics) {
         self.pool = pool
         self.destination = destination
         self.lookups = lookups
+        self.metrics = metrics
     }
 
     func acquireImmediately() -> HTTP1UpstreamConnection? {
-        let endpoint = choose()
-        guard let connection = pool.checkoutIdle(endpoint) else {
-            chosen = endpoint
+        let choice = choose()
+        guard let connection = pool.checkoutIdle(choice.endpoint) else {
+            chosen = choice
             return nil
         }
         connection.acquiredAt = NIODeadline.now().uptimeNanoseconds
+        connection.endpointMetrics = choice.metrics
         return connection
     }
 
     func acquire() -> EventLoopFuture<HTTP1UpstreamConnection> {
-        let endpoint = chosen ?? choose()
+        let choice = chosen ?? choose()
         chosen = nil
+        let endpoint = choice.endpoint
         let started = NIODeadline.now().uptimeNanoseconds
         return pool.checkout(endpoint).assumeIsolated().map { connection in
             connection.acquiredAt = started
+            connection.endpointMetrics = choice.metrics
             return connection
         }.flatMapErrorThrowing { [self] error in
             lookups.finished(destination, endpoint: endpoint.address, rtt: NIODeadline.now().uptimeNanoseconds &- started,
@@ -51,9 +61,11 @@ final class BalancedHTTP1Provider: HTTP1UpstreamProvider {
         pool.checkin(connection, target: connection.endpoint, reusable: reusable)
     }
 
-    private func choose() -> UpstreamEndpoint {
-        guard let endpoint = lookups.choose(destination, using: &random) else { return UpstreamEndpoint(destination) }
-        return UpstreamEndpoint(endpoint)
+    private func choose() -> Choice {
+        guard let endpoint = lookups.choose(destination, using: &random) else {
+            return Choice(endpoint: UpstreamEndpoint(destination), metrics: nil)
+        }
+        return Choice(endpoint: UpstreamEndpoint(endpoint), metrics: metrics.of(endpoint))
     }
 }
 

@@ -12,13 +12,15 @@ final class BalancedHTTP2Provider: UpstreamProvider, ClosableUpstreams {
     private let connectTimeout: TimeAmount
     private let meshTLS: MeshTLSClient?
     private var random = SplitMix64()
+    private var metrics: EndpointMetrics
     private var endpoints: [UpstreamEndpoint: HTTP2UpstreamProvider] = [:]
     private var closed = false
     /// The destination's endpoint-set generation last checked for departed endpoints.
     private var seenGeneration: UInt64?
 
     init(eventLoop: any EventLoop, destination: ListenAddress, lookups: DestinationLookups, connectTimeout: TimeAmount,
-         meshTLS: MeshTLSClient?) {
+         meshTLS: MeshTLSClient?, metrics: EndpointMetrics) {
+        self.metrics = metrics
         self.eventLoop = eventLoop
         self.destination = destination
         self.lookups = lookups
@@ -32,7 +34,9 @@ final class BalancedHTTP2Provider: UpstreamProvider, ClosableUpstreams {
         guard !closed else {
             return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("the client connection is closing"))
         }
-        let endpoint = lookups.choose(destination, using: &random).map(UpstreamEndpoint.init) ?? UpstreamEndpoint(destination)
+        let discovered = lookups.choose(destination, using: &random)
+        let endpoint = discovered.map(UpstreamEndpoint.init) ?? UpstreamEndpoint(destination)
+        let endpointMetrics = discovered.map { metrics.of($0) }
         retireDepartedEndpoints()
         let provider = endpoints[endpoint] ?? {
             let made = HTTP2UpstreamProvider(eventLoop: eventLoop, target: endpoint, connectTimeout: connectTimeout, meshTLS: meshTLS)
@@ -42,6 +46,7 @@ final class BalancedHTTP2Provider: UpstreamProvider, ClosableUpstreams {
         let started = NIODeadline.now().uptimeNanoseconds
         return provider.acquire().assumeIsolated().map { stream in
             stream.acquiredAt = started
+            stream.endpointMetrics = endpointMetrics
             return stream
         }.flatMapErrorThrowing { [self] error in
             lookups.finished(destination, endpoint: endpoint.address, rtt: NIODeadline.now().uptimeNanoseconds &- started,

@@ -78,6 +78,10 @@ final class ConnectionSetup: Sendable {
         }
         if skipDetection || destination.isOpaque {
             metrics.recordDetection(.opaque, timedOut: false)
+            if direction == .inbound, let meshServerName = identity?.workload.tlsName {
+                try acceptMeshTLSOnOpaquePort(channel, target: target, meshServerName: meshServerName, counter: counter)
+                return
+            }
             carryBytes(channel, direction: direction, target: target, destination: destination, detected: nil, counter: counter,
                        initial: channel.allocator.buffer(capacity: 0))
             return
@@ -116,6 +120,27 @@ final class ConnectionSetup: Sendable {
                     guardsLateRequest: direction == .inbound && timedOut && buffered.readableBytes == 0)
         })
     }
+
+    /// An opaque port still takes mesh TLS from meshed peers (their proxies reach it over mutual TLS, DESIGN
+    /// §7): a ClientHello for this proxy's name is terminated and the bytes inside go to the app as they are.
+    /// Anything else goes as bytes at once, and a client that says nothing (a server-speaks-first protocol)
+    /// after `opaqueTLSWait`: a meshed client's proxy sends its ClientHello as soon as it connects.
+    private func acceptMeshTLSOnOpaquePort(_ channel: any Channel, target: ListenAddress, meshServerName: String,
+                                           counter: ByteCounter) throws {
+        let detection = DetectionHandler(timeout: Self.opaqueTLSWait, reading: .strict) { [self] context, detected, buffered, _, inputClosed in
+            if case .tls(let serverName) = detected, serverName == meshServerName {
+                terminateMeshTLS(context: context, target: target, buffered: buffered, counter: counter, innerOpaque: true)
+                return
+            }
+            _ = context.pipeline.syncOperations.removeHandler(context: context)
+            carryBytes(context.channel, direction: .inbound, target: target, destination: .original(nil), detected: detected,
+                       counter: counter, initial: buffered, clientInputClosed: inputClosed)
+        }
+        try channel.pipeline.syncOperations.addHandler(detection)
+    }
+
+    /// How long an inbound opaque port waits for a mesh ClientHello before the connection goes on as bytes.
+    static let opaqueTLSWait = TimeAmount.milliseconds(300)
 
     /// Opaque outbound bytes (and any inbound ones on an opaque port): to the original destination, or to one
     /// endpoint discovery named, chosen for the whole connection (mesh TLS when it is meshed).
@@ -168,17 +193,23 @@ final class ConnectionSetup: Sendable {
                          metrics targetMetrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer,
                          inputClosed: Bool, guardsLateRequest: Bool = false) {
         let detector = context.handler
-        var balancer: DestinationLookups?
-        if case .discovered = destination { balancer = lookups }
+        var balancing: OutboundBalancing?
+        if case .discovered = destination, let lookups {
+            let identityOn = identity != nil
+            balancing = OutboundBalancing(lookups: lookups, metrics: EndpointMetrics { [metrics] endpoint in
+                metrics.target(.outbound, address: target, tls: OutboundDestination.tlsLabel(for: endpoint, identityOn: identityOn),
+                               destination: DestinationLabels(endpoint))
+            })
+        }
         do {
             switch plan {
             case .http1:
                 try HTTP1Forwarder(pools: pools, headerReadTimeout: HeaderReadTimer.defaultTimeout)
-                    .start(context: context, after: detector, target: target, balancedBy: balancer, metrics: targetMetrics,
+                    .start(context: context, after: detector, target: target, balancing: balancing, metrics: targetMetrics,
                            clientIdentity: clientIdentity, buffered: buffered)
             case .http2:
                 try HTTP2Forwarder(connectTimeout: connectTimeout(direction), meshTLS: direction == .outbound ? meshTLS : nil)
-                    .start(context: context, after: detector, target: target, balancedBy: balancer, metrics: targetMetrics,
+                    .start(context: context, after: detector, target: target, balancing: balancing, metrics: targetMetrics,
                            clientIdentity: clientIdentity, buffered: buffered)
             case .tcp, .meshTLS:
                 // Mesh TLS inside mesh TLS is not terminated twice: it goes on as bytes.
@@ -207,7 +238,9 @@ final class ConnectionSetup: Sendable {
     /// certificate names the peer, then the inner stream is detected and forwarded with that name in
     /// `needle-client-id` and in the `client_id` label. Without a certificate in use nothing is accepted, so
     /// a missing server context here only means it expired in between: close.
-    private func terminateMeshTLS(context: ChannelHandlerContext, target: ListenAddress, buffered: ByteBuffer, counter: ByteCounter) {
+    /// `innerOpaque`: the port is opaque; what the peer sends inside TLS goes to the app as bytes, undetected.
+    private func terminateMeshTLS(context: ChannelHandlerContext, target: ListenAddress, buffered: ByteBuffer, counter: ByteCounter,
+                                  innerOpaque: Bool = false) {
         let channel = context.channel
         guard let identity, let serverContext = identity.serverContext else {
             metrics.recordMeshTLSFailure()
@@ -218,6 +251,11 @@ final class ConnectionSetup: Sendable {
         let tls = NIOSSLServerHandler(context: serverContext)
         let acceptor = MeshTLSAcceptor(timeout: detectTimeout, trustDomain: identity.workload.trustDomain, onAuthenticated: { [self] context, peer in
             let meshMetrics = open(context.channel, counting: counter, as: metrics.target(.inbound, address: target, tls: .mesh(clientID: peer)))
+            if innerOpaque {
+                _ = context.pipeline.syncOperations.removeHandler(context: context)
+                tcpForwarder(.inbound).start(context.channel, target: UpstreamEndpoint(target), initial: context.channel.allocator.buffer(capacity: 0))
+                return
+            }
             let inner = DetectionHandler(timeout: detectTimeout, reading: .lenient) { [self] context, detected, buffered, timedOut, inputClosed in
                 metrics.recordDetection(detected, timedOut: timedOut)
                 forward(ForwardingPlan.plan(for: detected), context: context, direction: .inbound, target: target,

@@ -8,16 +8,16 @@ struct HTTP1Forwarder {
     let pools: UpstreamPools
     let headerReadTimeout: TimeAmount
 
-    /// `balancedBy`: the destination's lookups when discovery named its endpoints (requests are balanced
-    /// over them); nil sends every request to `target`.
+    /// `balancing`: when discovery named the destination's endpoints, its lookups (requests are balanced over
+    /// them) and each endpoint's metrics; nil sends every request to `target`.
     func start(context: ChannelHandlerContext, after detector: any ChannelHandler, target: ListenAddress,
-               balancedBy lookups: DestinationLookups? = nil,
+               balancing: OutboundBalancing? = nil,
                metrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer) throws {
         let channel = context.channel
         let pool = try pools.pool(on: channel.eventLoop)
         let upstreams: any HTTP1UpstreamProvider
-        if let lookups {
-            upstreams = BalancedHTTP1Provider(pool: pool, destination: target, lookups: lookups)
+        if let balancing {
+            upstreams = BalancedHTTP1Provider(pool: pool, destination: target, lookups: balancing.lookups, metrics: balancing.metrics)
         } else {
             upstreams = pool.provider(for: UpstreamEndpoint(target))
         }

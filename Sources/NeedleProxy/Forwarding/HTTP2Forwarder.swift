@@ -10,16 +10,16 @@ struct HTTP2Forwarder {
     /// nil: identity off.
     var meshTLS: MeshTLSClient? = nil
 
-    /// `balancedBy`: the destination's lookups when discovery named its endpoints (each stream is balanced
-    /// over them); nil sends every stream to `target`.
+    /// `balancing`: when discovery named the destination's endpoints, its lookups (each stream is balanced
+    /// over them) and each endpoint's metrics; nil sends every stream to `target`.
     func start(context: ChannelHandlerContext, after detector: any ChannelHandler, target: ListenAddress,
-               balancedBy lookups: DestinationLookups? = nil,
+               balancing: OutboundBalancing? = nil,
                metrics: TargetMetrics, clientIdentity: ClientIdentityField, buffered: ByteBuffer) throws {
         let channel = context.channel
         let upstreams: NIOLoopBound<any UpstreamProvider & ClosableUpstreams>
-        if let lookups {
-            upstreams = NIOLoopBound(BalancedHTTP2Provider(eventLoop: channel.eventLoop, destination: target, lookups: lookups,
-                                                           connectTimeout: connectTimeout, meshTLS: meshTLS),
+        if let balancing {
+            upstreams = NIOLoopBound(BalancedHTTP2Provider(eventLoop: channel.eventLoop, destination: target, lookups: balancing.lookups,
+                                                           connectTimeout: connectTimeout, meshTLS: meshTLS, metrics: balancing.metrics),
                                      eventLoop: channel.eventLoop)
         } else {
             upstreams = NIOLoopBound(HTTP2UpstreamProvider(eventLoop: channel.eventLoop, target: UpstreamEndpoint(target),

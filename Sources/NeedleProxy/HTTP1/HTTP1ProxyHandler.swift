@@ -255,6 +255,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
 
     private func attach(_ id: ExchangeID, _ upstream: HTTP1UpstreamConnection) {
         upstream.handler.delegate = self
+        metrics.upstreamKnown(upstream.endpointMetrics)
         machine.upstreamAcquired(id, upstream, reused: upstream.reused, writable: upstream.isWritable)
     }
 }

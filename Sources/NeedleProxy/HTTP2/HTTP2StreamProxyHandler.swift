@@ -95,6 +95,7 @@ final class HTTP2StreamProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 switch result {
                 case .success(let upstream):
                     upstream.handler.delegate = self
+                    metrics.upstreamKnown(upstream.endpointMetrics)
                     machine.upstreamAcquired(upstream, writable: upstream.isWritable)
                 case .failure(let error):
                     machine.upstreamUnavailable(UpstreamFailure.classify(error))

@@ -178,29 +178,54 @@ struct ResponseSeries: Sendable {
     }
 }
 
-/// What an HTTP exchange reports; one per client connection (or HTTP/2 stream). It keeps the series of
-/// the last status it saw: a connection's responses mostly share one status, and this spares each of
-/// them the target's lock and table look-up.
+/// What an HTTP exchange reports; one per client connection (or HTTP/2 stream). A request is counted once
+/// its upstream is known, under the labels of the endpoint it went to when discovery chose one (`tls`,
+/// `server_id`, `dst_pod` of that endpoint), else under the connection's; its response under the same. It
+/// keeps the series of the last status it saw: a connection's responses mostly share one status and
+/// endpoint, and this spares each of them the target's lock and table look-up.
 struct RequestMetrics {
     let target: TargetMetrics
+    /// The endpoint's metrics for the exchange in flight, once its upstream is known (nil: the connection's).
+    private var exchangeTarget: TargetMetrics?
+    /// A request started and not yet counted (its upstream is not known yet).
+    private var requestPending = false
     private var lastSeries: ResponseSeries?
+    private var lastSeriesTarget: ObjectIdentifier?
 
     init(target: TargetMetrics) {
         self.target = target
     }
 
-    func requestStarted() { target.requests.increment() }
+    mutating func requestStarted() {
+        requestPending = true
+    }
+
+    /// The exchange's upstream is known; `endpoint`: the metrics of the endpoint discovery chose, if any.
+    mutating func upstreamKnown(_ endpoint: TargetMetrics?) {
+        exchangeTarget = endpoint
+        countPendingRequest()
+    }
 
     mutating func responseCompleted(status: Int?, since start: NIODeadline, now: NIODeadline = .now()) {
+        countPendingRequest()
         let elapsed = now - start
+        let owner = exchangeTarget ?? target
+        exchangeTarget = nil
         let series: ResponseSeries
-        if let last = lastSeries, last.status == status {
+        if let last = lastSeries, last.status == status, lastSeriesTarget == ObjectIdentifier(owner) {
             series = last
         } else {
-            series = target.responseSeries(status: status)
+            series = owner.responseSeries(status: status)
             lastSeries = series
+            lastSeriesTarget = ObjectIdentifier(owner)
         }
         series.record(latencyMilliseconds: Double(elapsed.nanoseconds) / 1_000_000)
+    }
+
+    private mutating func countPendingRequest() {
+        guard requestPending else { return }
+        requestPending = false
+        (exchangeTarget ?? target).requests.increment()
     }
 }
 

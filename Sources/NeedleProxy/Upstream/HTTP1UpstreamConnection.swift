@@ -125,6 +125,9 @@ final class HTTP1UpstreamConnection: Hashable {
     var reused = false
     /// When the request it carries now was given it (uptime nanoseconds): the balancer's latency sample.
     var acquiredAt: UInt64 = 0
+    /// The metrics of the discovered endpoint it goes to, for the request it carries now (nil: the client
+    /// connection's own).
+    var endpointMetrics: TargetMetrics?
     private var reading = true
 
     init(channel: any Channel, handler: HTTP1UpstreamHandler, endpoint: UpstreamEndpoint) {

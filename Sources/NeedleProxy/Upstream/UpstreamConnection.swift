@@ -72,6 +72,9 @@ final class UpstreamConnection {
     let endpoint: UpstreamEndpoint
     /// When the exchange was given the stream (uptime nanoseconds): the balancer's latency sample.
     var acquiredAt: UInt64 = 0
+    /// The metrics of the discovered endpoint it goes to, for the request it carries now (nil: the client
+    /// connection's own).
+    var endpointMetrics: TargetMetrics?
     private var reading = true
 
     init(channel: any Channel, handler: UpstreamHandler, endpoint: UpstreamEndpoint) {

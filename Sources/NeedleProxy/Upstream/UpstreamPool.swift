@@ -169,8 +169,19 @@ final class PooledProvider: HTTP1UpstreamProvider {
         self.target = target
     }
 
-    func acquire() -> EventLoopFuture<HTTP1UpstreamConnection> { pool.checkout(target) }
-    func acquireImmediately() -> HTTP1UpstreamConnection? { pool.checkoutIdle(target) }
+    // A pooled connection may have served a balanced destination before: its requests are the client's now.
+    func acquire() -> EventLoopFuture<HTTP1UpstreamConnection> {
+        pool.checkout(target).assumeIsolated().map { connection in
+            connection.endpointMetrics = nil
+            return connection
+        }.nonisolated()
+    }
+
+    func acquireImmediately() -> HTTP1UpstreamConnection? {
+        let connection = pool.checkoutIdle(target)
+        connection?.endpointMetrics = nil
+        return connection
+    }
 
     func release(_ connection: HTTP1UpstreamConnection, reusable: Bool) {
         pool.checkin(connection, target: connection.endpoint, reusable: reusable)

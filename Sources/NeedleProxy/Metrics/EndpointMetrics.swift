@@ -1,0 +1,19 @@
+import NeedleContract
+
+/// The request metrics of each endpoint of one outbound destination, for one client connection: made once
+/// per endpoint (through `ProxyMetrics`' lock and table), then a dictionary look-up per request.
+struct EndpointMetrics {
+    private let make: (DestinationEndpoint) -> TargetMetrics
+    private var made: [DestinationEndpoint: TargetMetrics] = [:]
+
+    init(make: @escaping (DestinationEndpoint) -> TargetMetrics) {
+        self.make = make
+    }
+
+    mutating func of(_ endpoint: DestinationEndpoint) -> TargetMetrics {
+        if let existing = made[endpoint] { return existing }
+        let created = make(endpoint)
+        made[endpoint] = created
+        return created
+    }
+}
