@@ -40,12 +40,22 @@ struct BalancerTests {
         #expect(backoff.isAvailable(now: 11 * second))
         var penalties: [UInt64] = []
         for _ in 0..<9 {
-            backoff.failed(now: 100 * second)
-            penalties.append((backoff.availableAt - 100 * second) / second)
+            // Each failure comes when the endpoint is tried again, once its penalty is over.
+            let now = backoff.availableAt
+            backoff.failed(now: now)
+            penalties.append((backoff.availableAt - now) / second)
         }
         #expect(penalties == [2, 4, 8, 16, 32, 60, 60, 60, 60])
         backoff.succeeded()
         #expect(backoff.isAvailable(now: 100 * second) && backoff.consecutiveFailures == 0)
+    }
+
+    @Test("backoff: failures of requests that were in flight together count once")
+    func concurrentFailures() {
+        var backoff = EndpointBackoff()
+        for _ in 0..<7 { backoff.failed(now: 10 * second) }
+        #expect(backoff.consecutiveFailures == 1)
+        #expect(backoff.isAvailable(now: 11 * second), "one outage, one second out of rotation, not 60")
     }
 
     func candidates(loads: [UInt64], now: UInt64 = 0) -> [PowerOfTwoChoices.Candidate] {
@@ -94,12 +104,28 @@ struct BalancerTests {
         #expect(PowerOfTwoChoices.choose([], now: 0, using: &generator) == nil)
         #expect(PowerOfTwoChoices.choose(candidates(loads: [5 * ms]), now: 0, using: &generator) == 0)
         var set = candidates(loads: [5 * ms, 5 * ms, 5 * ms])
+        // Endpoint 0 failed twice in a row (out until 3 s), 1 once (until 2 s), 2 three times (until 7 s).
         set[0].backoff.failed(now: 0)
-        set[0].backoff.failed(now: 0)
-        set[1].backoff.failed(now: 0)
+        set[0].backoff.failed(now: set[0].backoff.availableAt)
+        set[1].backoff.failed(now: 1 * second)
         set[2].backoff.failed(now: 0)
-        set[2].backoff.failed(now: 0)
-        set[2].backoff.failed(now: 0)
-        #expect(PowerOfTwoChoices.choose(set, now: 0, using: &generator) == 1)
+        set[2].backoff.failed(now: set[2].backoff.availableAt)
+        set[2].backoff.failed(now: set[2].backoff.availableAt)
+        #expect(PowerOfTwoChoices.choose(set, now: 1 * second, using: &generator) == 1)
+    }
+
+    @Test("samples: latency to the response head; no answer fails a fresh connection only; the keep-alive race and client exits say nothing")
+    func samples() {
+        let answered = BalancerSample.http1(acquiredAt: 1 * second, responseHeadAt: 1 * second + 3 * ms, now: 300 * second,
+                                            peerClosed: true, reused: false)
+        #expect(answered == BalancerSample(rtt: 3 * ms, succeeded: true), "a five-minute stream is a 3 ms answer")
+        let refused = BalancerSample.http1(acquiredAt: 1 * second, responseHeadAt: 0, now: 1 * second + 5 * ms, peerClosed: true, reused: false)
+        #expect(refused == BalancerSample(rtt: 5 * ms, succeeded: false))
+        let stale = BalancerSample.http1(acquiredAt: 0, responseHeadAt: 0, now: 1 * ms, peerClosed: true, reused: true)
+        #expect(stale.succeeded == nil)
+        let clientLeft = BalancerSample.http1(acquiredAt: 0, responseHeadAt: 0, now: 1 * ms, peerClosed: false, reused: false)
+        #expect(clientLeft.succeeded == nil)
+        #expect(BalancerSample.http2(acquiredAt: 0, responseHeadAt: 2 * ms, now: 9 * second) == BalancerSample(rtt: 2 * ms, succeeded: true))
+        #expect(BalancerSample.http2(acquiredAt: 0, responseHeadAt: 0, now: 9 * ms).succeeded == nil)
     }
 }

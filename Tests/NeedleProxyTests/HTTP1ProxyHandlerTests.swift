@@ -57,6 +57,12 @@ final class FakeHTTP1Upstreams: HTTP1UpstreamProvider {
         released.append((connection, reusable))
     }
 
+    var detached: [HTTP1UpstreamConnection] = []
+
+    func detach(_ connection: HTTP1UpstreamConnection) {
+        detached.append(connection)
+    }
+
     func connect() throws -> (HTTP1UpstreamConnection, EmbeddedChannel) {
         let handler = HTTP1UpstreamHandler()
         let channel = EmbeddedChannel(handler: handler, loop: loop)
@@ -226,6 +232,8 @@ struct HTTP1ProxyHandlerTests {
         #expect(try written(client) == "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n")
         #expect(String(buffer: tunnelled.value) == "early")
         #expect(String(buffer: connection.handler.takeUnparsed()) == "hello")
+        #expect(upstreams.detached.count == 1 && upstreams.released.isEmpty,
+                "the tunnel takes the connection out of the pool's count (and the balancer's), never back into the pool")
     }
 }
 

@@ -285,6 +285,24 @@ struct ProxyMetricsTests {
         #expect(text.contains(#"response_total{direction="outbound",target_addr="10.96.0.10:80","# + plain + #",status_code="502",classification="failure"} 1"#))
     }
 
+    @Test("pods have a label cap of their own: rollouts never push Services into overflow")
+    func podCap() throws {
+        let metrics = ProxyMetrics(maximumTargets: 1, maximumPodTargets: 1)
+        let address = try ListenAddress(parsing: "10.96.0.10:80")
+        let tls = TLSLabel.meshServer(serverID: "web.shop.serviceaccount.identity.needle.td")
+        let first = metrics.target(.outbound, address: address, tls: tls, destination: DestinationLabels(namespace: "shop", service: "web", pod: "web-1"))
+        let second = metrics.target(.outbound, address: address, tls: tls, destination: DestinationLabels(namespace: "shop", service: "web", pod: "web-2"))
+        let service = metrics.target(.outbound, address: address, tls: tls, destination: DestinationLabels(namespace: "shop", service: "web"))
+        #expect(first !== second)
+        #expect(second === service, "a pod past the cap is counted under its Service")
+        first.connectionOpened()
+        second.connectionOpened()
+        let text = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(text.contains(#"dst_service="web",dst_pod="web-1"} 1"#))
+        #expect(text.contains(#"dst_service="web"} 1"#), "the service target is not overflow")
+        #expect(!text.contains("web-2") && !text.contains("overflow"))
+    }
+
     @Test("Linkerd's names and labels, and bounded target labels")
     func names() throws {
         let metrics = ProxyMetrics(maximumTargets: 2)

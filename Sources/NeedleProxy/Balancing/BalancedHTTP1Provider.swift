@@ -35,6 +35,7 @@ final class BalancedHTTP1Provider: HTTP1UpstreamProvider {
         }
         connection.acquiredAt = NIODeadline.now().uptimeNanoseconds
         connection.endpointMetrics = choice.metrics
+        connection.handler.timeNextResponse()
         return connection
     }
 
@@ -46,6 +47,7 @@ final class BalancedHTTP1Provider: HTTP1UpstreamProvider {
         return pool.checkout(endpoint).assumeIsolated().map { connection in
             connection.acquiredAt = started
             connection.endpointMetrics = choice.metrics
+            connection.handler.timeNextResponse()
             return connection
         }.flatMapErrorThrowing { [self] error in
             lookups.finished(destination, endpoint: endpoint.address, rtt: NIODeadline.now().uptimeNanoseconds &- started,
@@ -55,15 +57,25 @@ final class BalancedHTTP1Provider: HTTP1UpstreamProvider {
     }
 
     func release(_ connection: HTTP1UpstreamConnection, reusable: Bool) {
-        // Any answer, even an error status, shows the endpoint is there.
-        lookups.finished(destination, endpoint: connection.endpoint.address,
-                         rtt: NIODeadline.now().uptimeNanoseconds &- connection.acquiredAt, succeeded: true)
+        report(connection)
         pool.checkin(connection, target: connection.endpoint, reusable: reusable)
+    }
+
+    func detach(_ connection: HTTP1UpstreamConnection) {
+        report(connection)
+        pool.detach(connection)
+    }
+
+    private func report(_ connection: HTTP1UpstreamConnection) {
+        let sample = BalancerSample.http1(acquiredAt: connection.acquiredAt, responseHeadAt: connection.handler.responseHeadAt,
+                                          now: NIODeadline.now().uptimeNanoseconds, peerClosed: connection.handler.peerClosed,
+                                          reused: connection.reused)
+        lookups.finished(destination, endpoint: connection.endpoint.address, rtt: sample.rtt, succeeded: sample.succeeded)
     }
 
     private func choose() -> Choice {
         guard let endpoint = lookups.choose(destination, using: &random) else {
-            return Choice(endpoint: UpstreamEndpoint(destination), metrics: nil)
+            return Choice(endpoint: UpstreamEndpoint(destination), metrics: metrics.original)
         }
         return Choice(endpoint: UpstreamEndpoint(endpoint), metrics: metrics.of(endpoint))
     }

@@ -36,7 +36,7 @@ final class BalancedHTTP2Provider: UpstreamProvider, ClosableUpstreams {
         }
         let discovered = lookups.choose(destination, using: &random)
         let endpoint = discovered.map(UpstreamEndpoint.init) ?? UpstreamEndpoint(destination)
-        let endpointMetrics = discovered.map { metrics.of($0) }
+        let endpointMetrics = discovered.map { metrics.of($0) } ?? metrics.original
         retireDepartedEndpoints()
         let provider = endpoints[endpoint] ?? {
             let made = HTTP2UpstreamProvider(eventLoop: eventLoop, target: endpoint, connectTimeout: connectTimeout, meshTLS: meshTLS)
@@ -47,17 +47,20 @@ final class BalancedHTTP2Provider: UpstreamProvider, ClosableUpstreams {
         return provider.acquire().assumeIsolated().map { stream in
             stream.acquiredAt = started
             stream.endpointMetrics = endpointMetrics
+            stream.handler.timesResponses = true
             return stream
         }.flatMapErrorThrowing { [self] error in
+            // A client that left while its stream waited for a connection says nothing about the endpoint.
             lookups.finished(destination, endpoint: endpoint.address, rtt: NIODeadline.now().uptimeNanoseconds &- started,
-                             succeeded: false)
+                             succeeded: closed ? nil : false)
             throw error
         }.nonisolated()
     }
 
     func release(_ connection: UpstreamConnection, reusable: Bool) {
-        lookups.finished(destination, endpoint: connection.endpoint.address,
-                         rtt: NIODeadline.now().uptimeNanoseconds &- connection.acquiredAt, succeeded: true)
+        let sample = BalancerSample.http2(acquiredAt: connection.acquiredAt, responseHeadAt: connection.handler.responseHeadAt,
+                                          now: NIODeadline.now().uptimeNanoseconds)
+        lookups.finished(destination, endpoint: connection.endpoint.address, rtt: sample.rtt, succeeded: sample.succeeded)
         connection.handler.delegate = nil
         if !reusable { connection.channel.close(promise: nil) }
     }
@@ -75,7 +78,7 @@ final class BalancedHTTP2Provider: UpstreamProvider, ClosableUpstreams {
         let generation = lookups.generation(destination)
         guard generation != seenGeneration else { return }
         var pending = false
-        for (endpoint, provider) in endpoints where !lookups.contains(destination, endpoint: endpoint.address) {
+        for (endpoint, provider) in endpoints where !lookups.contains(destination, endpoint: endpoint) {
             if provider.retire() {
                 endpoints[endpoint] = nil
             } else {

@@ -10,7 +10,10 @@ struct EndpointBackoff: Equatable, Sendable {
 
     func isAvailable(now: UInt64) -> Bool { now >= availableAt }
 
+    /// A failure while the endpoint is already out of rotation deepens nothing: requests that were in flight
+    /// together see one outage, and it must count once (seven concurrent failures are not seven in a row).
     mutating func failed(now: UInt64) {
+        guard isAvailable(now: now) else { return }
         consecutiveFailures += 1
         let doublings = min(consecutiveFailures - 1, 6)
         let penalty = min(Self.firstPenaltyNanoseconds << UInt64(doublings), Self.maximumPenaltyNanoseconds)

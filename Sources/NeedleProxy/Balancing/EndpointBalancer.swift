@@ -22,16 +22,18 @@ struct EndpointBalancer: Sendable {
         return endpoints[index]
     }
 
-    /// A request to `address` ended after `rtt` nanoseconds. A failure (no connection, a failed handshake, a
-    /// reset) takes the endpoint out of rotation for a while; an answer of any status puts it back.
-    mutating func finished(_ address: ListenAddress, rtt: UInt64, succeeded: Bool, now: UInt64) {
+    /// A request to `address` ended after `rtt` nanoseconds (to its response head). A failure (no
+    /// connection, a failed handshake, a reset before any answer) takes the endpoint out of rotation for a
+    /// while; an answer of any status puts it back; nil is no verdict (a stale pooled connection the server
+    /// had closed, a client that left first): only the request is no longer in flight.
+    mutating func finished(_ address: ListenAddress, rtt: UInt64, succeeded: Bool?, now: UInt64) {
         // The endpoint may have left the set while the request was in flight: nothing to record then.
         guard let index = endpoints.firstIndex(where: { $0.address == address }) else { return }
         candidates[index].latency.requestFinished(rtt: rtt, now: now)
-        if succeeded {
-            candidates[index].backoff.succeeded()
-        } else {
-            candidates[index].backoff.failed(now: now)
+        switch succeeded {
+        case true?: candidates[index].backoff.succeeded()
+        case false?: candidates[index].backoff.failed(now: now)
+        case nil: break
         }
     }
 }

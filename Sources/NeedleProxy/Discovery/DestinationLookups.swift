@@ -13,6 +13,9 @@ final class DestinationLookups: Sendable {
                                   _ onEnd: @escaping @Sendable (String) -> Void) -> EventLoopFuture<any Channel>
 
     private struct Entry {
+        /// Tells this lookup from a later one at the same address: a stream's late callbacks (after its
+        /// lookup was swept and a new one began) must not touch the new one.
+        let id: UInt64
         var machine = DestinationLookupMachine()
         var balancer = EndpointBalancer()
         /// Changes whenever the endpoint set does.
@@ -23,6 +26,7 @@ final class DestinationLookups: Sendable {
     }
 
     private let entries = NIOLockedValueBox<[ListenAddress: Entry]>([:])
+    private let lastID = NIOLockedValueBox<UInt64>(0)
     private let opener: Opener
     private let timers: any EventLoop
     /// How long a new connection waits for a first answer before it goes to its original destination.
@@ -42,15 +46,19 @@ final class DestinationLookups: Sendable {
     /// Where a new outbound connection to `address` goes; it uses the lookup until `release`.
     func acquire(_ address: ListenAddress, on loop: any EventLoop) -> EventLoopFuture<Route> {
         let waiter = FirstResult(loop.makePromise(of: Route.self))
-        let (actions, route) = entries.withLockedValue { entries -> ([DestinationLookupMachine.Action], Route) in
-            var entry = entries[address] ?? Entry()
+        let freshID = lastID.withLockedValue { id -> UInt64 in
+            id &+= 1
+            return id
+        }
+        let (actions, route, id) = entries.withLockedValue { entries -> ([DestinationLookupMachine.Action], Route, UInt64) in
+            var entry = entries[address] ?? Entry(id: freshID)
             let actions = entry.machine.acquire()
             let route = entry.machine.route
             if route == .wait { entry.waiters.append(waiter) }
             entries[address] = entry
-            return (actions, route)
+            return (actions, route, entry.id)
         }
-        perform(actions, for: address)
+        perform(actions, for: address, id: id)
         if route == .wait {
             let timeout = firstAnswerTimeout
             let deadline = loop.scheduleTask(in: timeout) {
@@ -71,11 +79,8 @@ final class DestinationLookups: Sendable {
     /// The endpoint for the next request or connection to `address` (counted in flight until `finished`).
     func choose<Generator: RandomNumberGenerator>(_ address: ListenAddress, using generator: inout Generator) -> DestinationEndpoint? {
         let now = self.now()
-        return entries.withLockedValue { entries in
-            guard var entry = entries[address] else { return nil }
-            defer { entries[address] = entry }
-            return entry.balancer.choose(now: now, using: &generator)
-        }
+        // In place: a copy of the entry would copy the balancer's arrays on every request.
+        return entries.withLockedValue { $0[address]?.balancer.choose(now: now, using: &generator) }
     }
 
     /// Changes whenever the endpoints of `address` do (0 for an unknown address).
@@ -83,13 +88,15 @@ final class DestinationLookups: Sendable {
         entries.withLockedValue { $0[address]?.generation ?? 0 }
     }
 
-    /// Whether `endpoint` is currently one of the endpoints of `address`.
-    func contains(_ address: ListenAddress, endpoint: ListenAddress) -> Bool {
-        entries.withLockedValue { $0[address]?.balancer.endpoints.contains { $0.address == endpoint } ?? false }
+    /// Whether `endpoint` (its address and identity) is currently one of the endpoints of `address`.
+    func contains(_ address: ListenAddress, endpoint: UpstreamEndpoint) -> Bool {
+        entries.withLockedValue { entries in
+            entries[address]?.balancer.endpoints.contains { $0.address == endpoint.address && $0.identity == endpoint.meshTLSName } ?? false
+        }
     }
 
     /// A request to an endpoint of `address` ended: its latency, and whether the endpoint worked.
-    func finished(_ address: ListenAddress, endpoint: ListenAddress, rtt: UInt64, succeeded: Bool) {
+    func finished(_ address: ListenAddress, endpoint: ListenAddress, rtt: UInt64, succeeded: Bool?) {
         let now = self.now()
         entries.withLockedValue { $0[address]?.balancer.finished(endpoint, rtt: rtt, succeeded: succeeded, now: now) }
     }
@@ -109,15 +116,18 @@ final class DestinationLookups: Sendable {
         for channel in discarded { channel?.close(promise: nil) }
     }
 
-    private func perform(_ actions: [DestinationLookupMachine.Action], for address: ListenAddress) {
+    private func perform(_ actions: [DestinationLookupMachine.Action], for address: ListenAddress, id: UInt64) {
         for action in actions {
             switch action {
             case .open:
-                open(address)
+                open(address, id: id)
             case .retry(let delay):
                 timers.scheduleTask(in: .nanoseconds(Int64(delay))) { [self] in
-                    let next = entries.withLockedValue { $0[address]?.machine.retryDue() ?? [] }
-                    perform(next, for: address)
+                    let next = entries.withLockedValue { entries -> [DestinationLookupMachine.Action] in
+                        guard entries[address]?.id == id else { return [] }
+                        return entries[address]?.machine.retryDue() ?? []
+                    }
+                    perform(next, for: address, id: id)
                 }
             case .discard:
                 break  // `sweep` removes the entry itself
@@ -125,11 +135,12 @@ final class DestinationLookups: Sendable {
         }
     }
 
-    private func open(_ address: ListenAddress) {
-        let opened = opener(address, { [self] events in received(events, for: address) }, { [self] reason in ended(reason, for: address) })
+    private func open(_ address: ListenAddress, id: UInt64) {
+        let opened = opener(address, { [self] events in received(events, for: address, id: id) },
+                            { [self] reason in ended(reason, for: address, id: id) })
         opened.whenSuccess { [self] channel in
             let stillWanted = entries.withLockedValue { entries -> Bool in
-                guard entries[address] != nil else { return false }
+                guard entries[address]?.id == id else { return false }
                 entries[address]?.channel = channel
                 return true
             }
@@ -137,10 +148,10 @@ final class DestinationLookups: Sendable {
         }
     }
 
-    private func received(_ events: [DestinationEvent], for address: ListenAddress) {
+    private func received(_ events: [DestinationEvent], for address: ListenAddress, id: UInt64) {
         let now = self.now()
         let (route, waiters) = entries.withLockedValue { entries -> (Route, [FirstResult<Route>]) in
-            guard var entry = entries[address] else { return (.wait, []) }
+            guard var entry = entries[address], entry.id == id else { return (.wait, []) }
             defer { entries[address] = entry }
             guard entry.machine.received(events) else { return (.wait, []) }
             let route = entry.machine.route
@@ -157,9 +168,9 @@ final class DestinationLookups: Sendable {
         for waiter in waiters { waiter.complete(.success(route)) }
     }
 
-    private func ended(_ reason: String, for address: ListenAddress) {
+    private func ended(_ reason: String, for address: ListenAddress, id: UInt64) {
         let (actions, route, waiters) = entries.withLockedValue { entries -> ([DestinationLookupMachine.Action], Route, [FirstResult<Route>]) in
-            guard var entry = entries[address] else { return ([], .wait, []) }
+            guard var entry = entries[address], entry.id == id else { return ([], .wait, []) }
             defer { entries[address] = entry }
             entry.channel = nil
             let actions = entry.machine.ended(reason)
@@ -169,6 +180,6 @@ final class DestinationLookups: Sendable {
             return (actions, route, entry.waiters)
         }
         for waiter in waiters { waiter.complete(.success(route)) }
-        perform(actions, for: address)
+        perform(actions, for: address, id: id)
     }
 }

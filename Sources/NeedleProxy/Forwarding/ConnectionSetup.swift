@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import NeedleContract
@@ -15,6 +16,7 @@ final class ConnectionSetup: Sendable {
     let identity: ProxyIdentity?
     /// nil: discovery off; outbound connections go to their original destination.
     let lookups: DestinationLookups?
+    private let fallbackLog = NIOLockedValueBox(LogRateLimiter(interval: .seconds(10)))
 
     init(environment: ProxyEnvironment, metrics: ProxyMetrics, pools: UpstreamPools, identity: ProxyIdentity?,
          lookups: DestinationLookups? = nil, logger: Logger) {
@@ -73,8 +75,11 @@ final class ConnectionSetup: Sendable {
         let identityOn = identity != nil
         if case .original(let fallback?) = destination, let reason = fallback.metricReason {
             metrics.recordDiscoveryFallback(reason: reason)
-            logger.info("outbound connection sent to its original destination in plaintext",
-                        metadata: ["target": "\(target)", "reason": "\(fallback)"])
+            // Every connection is counted; an outage would log each one, so one line per 10 s says it.
+            if let skipped = fallbackLog.withLockedValue({ $0.shouldLog(now: .now()) }) {
+                logger.info("outbound connection sent to its original destination in plaintext",
+                            metadata: ["target": "\(target)", "reason": "\(fallback)", "not_logged_since_last": "\(skipped)"])
+            }
         }
         if skipDetection || destination.isOpaque {
             metrics.recordDetection(.opaque, timedOut: false)
@@ -127,16 +132,42 @@ final class ConnectionSetup: Sendable {
     /// after `opaqueTLSWait`: a meshed client's proxy sends its ClientHello as soon as it connects.
     private func acceptMeshTLSOnOpaquePort(_ channel: any Channel, target: ListenAddress, meshServerName: String,
                                            counter: ByteCounter) throws {
-        let detection = DetectionHandler(timeout: Self.opaqueTLSWait, reading: .strict) { [self] context, detected, buffered, _, inputClosed in
+        try channel.pipeline.syncOperations.addHandler(
+            opaquePortDetection(target: target, meshServerName: meshServerName, counter: counter, timeout: Self.opaqueTLSWait))
+    }
+
+    /// The detector of an inbound opaque port. A ClientHello still arriving when the short wait ends (a large
+    /// post-quantum key share spans segments; one may be retransmitted) gets the full detect timeout.
+    private func opaquePortDetection(target: ListenAddress, meshServerName: String, counter: ByteCounter,
+                                     timeout: TimeAmount) -> DetectionHandler {
+        DetectionHandler(timeout: timeout, reading: .strict) { [self] context, detected, buffered, timedOut, inputClosed in
             if case .tls(let serverName) = detected, serverName == meshServerName {
                 terminateMeshTLS(context: context, target: target, buffered: buffered, counter: counter, innerOpaque: true)
+                return
+            }
+            let handshakeStarted = buffered.readableBytesView.first == 0x16
+            if timedOut, handshakeStarted, !inputClosed, timeout < detectTimeout {
+                let patient = opaquePortDetection(target: target, meshServerName: meshServerName, counter: counter, timeout: detectTimeout)
+                do {
+                    try context.pipeline.syncOperations.addHandler(patient, position: .after(context.handler))
+                } catch {
+                    context.close(promise: nil)
+                    return
+                }
+                context.fireChannelRead(NIOAny(buffered))
+                _ = context.pipeline.syncOperations.removeHandler(context: context)
                 return
             }
             _ = context.pipeline.syncOperations.removeHandler(context: context)
             carryBytes(context.channel, direction: .inbound, target: target, destination: .original(nil), detected: detected,
                        counter: counter, initial: buffered, clientInputClosed: inputClosed)
         }
-        try channel.pipeline.syncOperations.addHandler(detection)
+    }
+
+    /// One endpoint for a whole connection (a fresh random seed: connections are rare next to requests).
+    private static func chooseOne(_ target: ListenAddress, _ lookups: DestinationLookups) -> DestinationEndpoint? {
+        var random = SplitMix64()
+        return lookups.choose(target, using: &random)
     }
 
     /// How long an inbound opaque port waits for a mesh ClientHello before the connection goes on as bytes.
@@ -147,8 +178,7 @@ final class ConnectionSetup: Sendable {
     private func carryBytes(_ channel: any Channel, direction: Direction, target: ListenAddress, destination: OutboundDestination,
                             detected: DetectedProtocol?, counter: ByteCounter, initial: ByteBuffer, clientInputClosed: Bool = false) {
         let identityOn = identity != nil
-        var random = SplitMix64()
-        guard case .discovered = destination, let lookups, let endpoint = lookups.choose(target, using: &random) else {
+        guard case .discovered = destination, let lookups, let endpoint = Self.chooseOne(target, lookups) else {
             open(channel, counting: counter, as: metrics.target(direction, address: target,
                                                                  tls: .unterminated(direction, detected: detected, identityOn: identityOn)))
             tcpForwarder(direction).start(channel, target: UpstreamEndpoint(target), initial: initial, clientInputClosed: clientInputClosed)
@@ -196,7 +226,9 @@ final class ConnectionSetup: Sendable {
         var balancing: OutboundBalancing?
         if case .discovered = destination, let lookups {
             let identityOn = identity != nil
-            balancing = OutboundBalancing(lookups: lookups, metrics: EndpointMetrics { [metrics] endpoint in
+            let original = metrics.target(.outbound, address: target, tls: TLSLabel.unterminated(.outbound, detected: nil, identityOn: identityOn),
+                                          destination: destination.destinationLabels)
+            balancing = OutboundBalancing(lookups: lookups, metrics: EndpointMetrics(original: original) { [metrics] endpoint in
                 metrics.target(.outbound, address: target, tls: OutboundDestination.tlsLabel(for: endpoint, identityOn: identityOn),
                                destination: DestinationLabels(endpoint))
             })

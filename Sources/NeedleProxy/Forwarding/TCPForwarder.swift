@@ -17,16 +17,12 @@ struct TCPForwarder {
     func start(_ client: any Channel, target: UpstreamEndpoint, initial: ByteBuffer, clientInputClosed: Bool = false,
                connected: (@Sendable (Bool) -> Void)? = nil) {
         let address: SocketAddress
-        do {
-            address = try OriginalDestination.socketAddress(target.address)
-        } catch {
-            client.close(promise: nil)
-            return
-        }
         let waiting = ConnectingBuffer(allocator: client.allocator)
         do {
+            address = try OriginalDestination.socketAddress(target.address)
             try client.pipeline.syncOperations.addHandler(waiting)
         } catch {
+            connected?(false)
             client.close(promise: nil)
             return
         }

@@ -201,6 +201,7 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
         case .startTunnel(let upstream):
             guard let context else { return }
             flushClient()
+            upstreams.detach(upstream)
             upstream.handler.delegate = nil
             headerTimer?.stop()
             startTunnel(context.channel, upstream, decoder.takeUnparsed())

@@ -20,11 +20,21 @@ public final class ProxyMetrics: Sendable {
         var destination: DestinationLabels
     }
 
-    private let targets = NIOLockedValueBox<[TargetKey: TargetMetrics]>([:])
+    private struct Targets {
+        var metrics: [TargetKey: TargetMetrics] = [:]
+        /// How many of them name a pod: pods come and go with every rollout, so they have a cap of their own
+        /// (`maximumPodTargets`) and never crowd out Services.
+        var withPod = 0
+    }
+
+    private let targets = NIOLockedValueBox(Targets())
+    /// Label combinations with a `dst_pod`; later pods are counted under their Service, without the pod.
+    public let maximumPodTargets: Int
     public let identity: IdentityMetrics
 
-    public init(maximumTargets: Int = 500) {
+    public init(maximumTargets: Int = 500, maximumPodTargets: Int = 500) {
         self.maximumTargets = maximumTargets
+        self.maximumPodTargets = maximumPodTargets
         identity = IdentityMetrics(registry: registry)
     }
 
@@ -37,17 +47,22 @@ public final class ProxyMetrics: Sendable {
                 destination: DestinationLabels = DestinationLabels()) -> TargetMetrics {
         targets.withLockedValue { targets in
             var key = TargetKey(direction: direction, target: address.description, tls: tls, destination: destination)
-            if let existing = targets[key] { return existing }
-            if targets.count >= maximumTargets {
+            if let existing = targets.metrics[key] { return existing }
+            if key.destination.pod != nil, targets.withPod >= maximumPodTargets {
+                key.destination.pod = nil
+                if let existing = targets.metrics[key] { return existing }
+            }
+            if targets.metrics.count - targets.withPod >= maximumTargets, key.destination.pod == nil {
                 key.target = "overflow"
                 key.destination = DestinationLabels()
                 if case .mesh = key.tls { key.tls = .mesh(clientID: "overflow") }
                 if case .meshServer = key.tls { key.tls = .meshServer(serverID: "overflow") }
-                if let existing = targets[key] { return existing }
+                if let existing = targets.metrics[key] { return existing }
             }
             let created = TargetMetrics(registry: registry, direction: direction, target: key.target, tls: key.tls,
                                         destination: key.destination)
-            targets[key] = created
+            targets.metrics[key] = created
+            if key.destination.pod != nil { targets.withPod += 1 }
             return created
         }
     }

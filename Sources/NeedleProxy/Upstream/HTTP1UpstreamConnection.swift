@@ -27,6 +27,16 @@ final class HTTP1UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler
     private(set) var writable = true
     private var context: ChannelHandlerContext?
     private var decoder = HTTP1ResponseDecoder()
+    /// When the final response head of the request in flight arrived (uptime nanoseconds; 0: not yet), kept
+    /// only while `timesResponses` (for the balancer, which samples latency to the response head).
+    private(set) var responseHeadAt: UInt64 = 0
+    private var timesResponses = false
+
+    /// The balancer wants the next response head's arrival time.
+    func timeNextResponse() {
+        timesResponses = true
+        responseHeadAt = 0
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -44,6 +54,9 @@ final class HTTP1UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler
                 delegate?.upstreamResponse(event)
                 context.close(promise: nil)
                 return
+            }
+            if timesResponses, responseHeadAt == 0, case .head(let head) = event, !head.isInformational {
+                responseHeadAt = NIODeadline.now().uptimeNanoseconds
             }
             delegate?.upstreamResponse(event)
         }
@@ -159,4 +172,7 @@ protocol HTTP1UpstreamProvider: AnyObject {
     func acquire() -> EventLoopFuture<HTTP1UpstreamConnection>
     /// The exchange is over; `reusable` when both messages completed cleanly with keep-alive.
     func release(_ connection: HTTP1UpstreamConnection, reusable: Bool)
+    /// The connection became a tunnel (a `101` or a `CONNECT`): it leaves the pool's count for good, and its
+    /// channel belongs to the tunnel from now on.
+    func detach(_ connection: HTTP1UpstreamConnection)
 }

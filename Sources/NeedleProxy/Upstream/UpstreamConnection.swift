@@ -16,12 +16,20 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     weak var delegate: (any UpstreamDelegate)?
     private(set) var context: ChannelHandlerContext?
+    /// When the final response head arrived (uptime nanoseconds; 0: not yet), kept only while
+    /// `timesResponses` (for the balancer, which samples latency to the response head).
+    private(set) var responseHeadAt: UInt64 = 0
+    var timesResponses = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        delegate?.upstreamReceived(unwrapInboundIn(data))
+        let part = unwrapInboundIn(data)
+        if timesResponses, responseHeadAt == 0, case .head(let head) = part, head.status.code >= 200 {
+            responseHeadAt = NIODeadline.now().uptimeNanoseconds
+        }
+        delegate?.upstreamReceived(part)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

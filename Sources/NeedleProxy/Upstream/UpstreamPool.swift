@@ -69,6 +69,12 @@ final class UpstreamPool {
         }
     }
 
+    /// The connection became a tunnel: it no longer counts against its destination's cap.
+    func detach(_ connection: HTTP1UpstreamConnection) {
+        connection.handler.delegate = nil
+        if let waiter = state.detach(connection.endpoint) { connect(connection.endpoint, for: waiter) }
+    }
+
     /// Closes every idle connection (shutdown).
     func closeIdle() {
         for connection in state.removeAllIdle() { connection.channel.close(promise: nil) }
@@ -185,6 +191,10 @@ final class PooledProvider: HTTP1UpstreamProvider {
 
     func release(_ connection: HTTP1UpstreamConnection, reusable: Bool) {
         pool.checkin(connection, target: connection.endpoint, reusable: reusable)
+    }
+
+    func detach(_ connection: HTTP1UpstreamConnection) {
+        pool.detach(connection)
     }
 }
 

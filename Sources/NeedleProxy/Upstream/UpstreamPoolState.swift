@@ -134,6 +134,17 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
         return .park
     }
 
+    /// A leased connection left for good (it became a tunnel): its slot is free. Returns a waiter that
+    /// should now connect, if any.
+    mutating func detach(_ target: Target) -> Waiter? {
+        guard var state = targets[target] else { return nil }
+        state.leased -= 1
+        defer { store(state, for: target) }
+        guard let waiter = state.waiters.popFirst() else { return nil }
+        state.connecting += 1
+        return waiter
+    }
+
     /// The connection closed, or its server sent FIN: if it was idle it leaves the pool. Returns true when it was idle.
     mutating func idleConnectionClosed(_ target: Target, _ connection: Connection) -> Bool {
         guard var state = targets[target], let index = state.idle.firstIndex(where: { $0.connection == connection }) else {
