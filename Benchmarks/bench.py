@@ -65,9 +65,17 @@ def percentile(values, p):
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def h2load(net, url, *, rate=None, connections=50, duration=10, warmup=3, h1=True, streams=1, data=None, headers=(), ns=None, sampler=None):
-    """Runs h2load in the client namespace with a per-request log; returns the measured numbers."""
-    log = os.path.join(net.scratch if net else tempfile.gettempdir(), f"h2load-{time.time_ns()}.log")
+def h2load(net, url, *, rate=None, connections=50, duration=10, warmup=3, h1=True, streams=1, data=None, headers=(), ns=None, sampler=None,
+           uid=None, keep_log=False):
+    """Runs h2load in the client namespace (or `ns`, as `uid`) with a per-request log; returns the measured numbers.
+    h2load logs and counts only the requests of the measured interval (after the warm-up); with keep_log, the
+    result also has "log": (start in s since the epoch, status, duration in ms) of each of them."""
+    logs = net.scratch if net else tempfile.gettempdir()
+    if uid is not None:  # another uid writes the log: a directory it may write to
+        logs = os.path.join(logs, "h2load-logs")
+        os.makedirs(logs, exist_ok=True)
+        os.chmod(logs, 0o1777)
+    log = os.path.join(logs, f"h2load-{time.time_ns()}.log")
     argv = ["h2load", "-c", str(connections), "-t", "1", "-D", str(duration), "--warm-up-time", str(warmup), "--log-file", log]
     if h1:
         argv.append("--h1")
@@ -80,14 +88,14 @@ def h2load(net, url, *, rate=None, connections=50, duration=10, warmup=3, h1=Tru
     for header in headers:
         argv += ["-H", header]
     argv.append(url)
-    command = net.command(ns or net.client, argv) if net else argv
+    command = net.command(ns or net.client, argv, uid) if net else argv
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     while proc.poll() is None:
         if sampler:
             sampler.sample()
         time.sleep(0.2)
     output = proc.stdout.read()
-    durations, statuses = [], []
+    durations, statuses, starts = [], [], []
     if os.path.exists(log):
         with open(log) as f:
             for line in f:
@@ -95,16 +103,21 @@ def h2load(net, url, *, rate=None, connections=50, duration=10, warmup=3, h1=Tru
                 if len(parts) >= 3:
                     statuses.append(int(parts[1]))
                     durations.append(int(parts[2]) / 1000.0)  # ms
+                    if keep_log:
+                        starts.append(int(parts[0]) / 1e6)
         os.remove(log)
     ok = [d for d, s in zip(durations, statuses) if 200 <= s < 300]
     match = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", output)
     done = int(match.group(2)) if match else len(durations)
     failed = (int(match.group(4)) + int(match.group(5)) + int(match.group(6))) if match else len(durations) - len(ok)
-    return {
+    result = {
         "rate": len(durations) / duration if durations else 0.0,
         "p50": percentile(ok, 50), "p99": percentile(ok, 99), "p999": percentile(ok, 99.9), "max": max(ok) if ok else float("nan"),
         "requests": done, "errors": failed, "raw": output,
     }
+    if keep_log:
+        result["log"] = list(zip(starts, statuses, durations))
+    return result
 
 
 def median_of(runs, key):
@@ -283,7 +296,9 @@ def proxy_benchmark(lab, args, report):
                     "peak": max(sampler.samples) / 1048576 if sampler.samples else float("nan"),
                     "steady": statistics.median(half) / 1048576 if half else float("nan"),
                     "anon": statistics.median(anon_half) / 1048576 if anon_half else float("nan"),
-                    "cpu": (after[1] - before[1]) / max(result["requests"], 1) * 10000,
+                    # The CPU counters span the warm-up too, while h2load counts only the measured requests: at a
+                    # fixed rate the warm-up carried warmup/duration as many again.
+                    "cpu": (after[1] - before[1]) / max(result["requests"] * (args.warmup + args.duration) / args.duration, 1) * 10000,
                 })
             top = h2load(net, f"http://{POD}:{port}/", connections=args.connections, duration=args.short, warmup=1)
             unthrottled[name].append(top)
@@ -460,6 +475,9 @@ def main():
     parser.add_argument("--proxy", required=True)
     parser.add_argument("--init", required=True)
     parser.add_argument("--injector", required=True)
+    parser.add_argument("--controller", default=default_controller(),
+                        help="needle-controller for the meshed benchmark (not on the data path: a debug build is fine); "
+                             "default .build/release/needle-controller if present, else .build/debug/needle-controller")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--short", type=int, default=10)
@@ -467,43 +485,76 @@ def main():
     parser.add_argument("--rate", type=int, default=4000)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 run, 2 s each")
-    parser.add_argument("--only-proxy", action="store_true", help="only the fixed-rate proxy comparison (no connection scale, no injector)")
+    parser.add_argument("--only-proxy", action="store_true", help="only the fixed-rate proxy comparison (no connection scale, no mesh, no injector)")
+    parser.add_argument("--only-mesh", action="store_true", help="only the meshed benchmark (two proxies: plaintext and mTLS)")
+    parser.add_argument("--mesh-connections", type=int, default=0, help="idle connections for the meshed memory test (default 200; 50 with --quick)")
+    parser.add_argument("--hold-ms", type=int, default=2000, help="how long the app holds each request of the meshed memory test")
     parser.add_argument("--peers", default="", help="comma-separated subset of needle-proxy,HAProxy,nginx (direct is always run)")
     parser.add_argument("--out", default=os.path.join(ROOT, "Benchmarks", "results", "latest.md"))
     args = parser.parse_args()
     if args.quick:
         args.runs, args.duration, args.short, args.warmup, args.rate = 1, 2, 2, 1, 500
+    if args.mesh_connections == 1:
+        parser.error("--mesh-connections: at least 2 (the growth is measured from 1 connection)")
+    if args.only_proxy and args.only_mesh:
+        parser.error("--only-proxy and --only-mesh exclude each other")
     report = [f"# Needle benchmarks — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""] + machine() + [
-        f"- binaries: `{args.proxy}`, `{args.injector}`", ""]
+        f"- binaries: `{args.proxy}`, `{args.init}`, `{args.injector}`, `{args.controller}`", ""]
     work = tempfile.mkdtemp(prefix="needle-bench-")
     try:
-        with PodNetwork("bench") as net:
-            lab = Lab(net, args)
-            lab.start_app()
-            report.append("## needle-proxy beside the direct path, HAProxy and nginx\n")
-            report.append("The app is nginx returning a 512-byte body in the pod namespace; the load comes from a client namespace over a "
-                          "veth pair. needle-proxy runs transparently (needle-init's iptables REDIRECT, as in a real pod); HAProxy and "
-                          "nginx run as plain reverse proxies on their own ports in the same namespace, keep-alive to the app.\n")
-            for section in (proxy_benchmark,) if args.only_proxy else (proxy_benchmark, connection_scale):
+        if args.only_mesh:
+            mesh_section(args, report)
+        else:
+            with PodNetwork("bench") as net:
+                lab = Lab(net, args)
+                lab.start_app()
+                report.append("## needle-proxy beside the direct path, HAProxy and nginx\n")
+                report.append("The app is nginx returning a 512-byte body in the pod namespace; the load comes from a client namespace over a "
+                              "veth pair. needle-proxy runs transparently (needle-init's iptables REDIRECT, as in a real pod); HAProxy and "
+                              "nginx run as plain reverse proxies on their own ports in the same namespace, keep-alive to the app.\n")
+                for section in (proxy_benchmark,) if args.only_proxy else (proxy_benchmark, connection_scale):
+                    try:
+                        section(lab, args, report)
+                    except Exception as error:  # keep the rest of the report
+                        report.append(f"**{section.__name__} failed:** `{error!r}`\n")
+                        lab.stop_needle()
+            if not args.only_proxy:
+                mesh_section(args, report)
+                report.append("## needle-injector beside an HTTPS ceiling\n")
+                report.append("The ceiling is nginx (1 worker) serving the injector's own response bytes as a static file over HTTPS with the "
+                              "same certificate: what a minimal HTTPS server does with no work per request.\n")
                 try:
-                    section(lab, args, report)
-                except Exception as error:  # keep the rest of the report
-                    report.append(f"**{section.__name__} failed:** `{error!r}`\n")
-                    lab.stop_needle()
-        if not args.only_proxy:
-            report.append("## needle-injector beside an HTTPS ceiling\n")
-            report.append("The ceiling is nginx (1 worker) serving the injector's own response bytes as a static file over HTTPS with the "
-                          "same certificate: what a minimal HTTPS server does with no work per request.\n")
-            try:
-                webhook_benchmark(args, report, work)
-            except Exception as error:
-                report.append(f"**webhook_benchmark failed:** `{error!r}`\n")
+                    webhook_benchmark(args, report, work)
+                except Exception as error:
+                    report.append(f"**webhook_benchmark failed:** `{error!r}`\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write("\n".join(report) + "\n")
     print(f"bench: report written to {args.out}")
+
+
+def default_controller():
+    release = os.path.join(ROOT, ".build", "release", "needle-controller")
+    return release if os.path.exists(release) else os.path.join(ROOT, ".build", "debug", "needle-controller")
+
+
+def mesh_section(args, report):
+    report.append("## Meshed: two proxies, plaintext and mutual TLS\n")
+    report.append("Two pods routed through a node namespace, as the mesh end-to-end check builds them, with needle-controller, the "
+                  "stand-in Kubernetes API (TokenReview, Service, EndpointSlice, pods) and a DNS stand-in on the node. The server pod "
+                  "runs nginx (the 512-byte answer of the proxy comparison) behind needle-init and needle-proxy; the client pod runs needle-init and "
+                  "needle-proxy, and h2load as an app uid, so its connections go out through the client proxy. Paths: **direct** "
+                  "(h2load to the server pod's nginx on a port both pods' needle-init leave alone: no proxy), **plaintext through two "
+                  "proxies** (to the server pod's IP, both proxies with identity off), **mTLS through two proxies** (to the Service's "
+                  "ClusterIP: the client proxy asks the controller, which names the server pod as a meshed endpoint, and reaches it over "
+                  "mutual TLS; the server proxy terminates it). The proxies restart for each path and run.\n")
+    try:
+        from mesh_bench import mesh_benchmark
+        mesh_benchmark(args, report)
+    except Exception as error:  # keep the rest of the report
+        report.append(f"**mesh_benchmark failed:** `{error!r}`\n")
 
 
 if __name__ == "__main__":
