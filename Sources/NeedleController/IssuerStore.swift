@@ -130,6 +130,8 @@ public final class IssuerStore: Sendable {
         var mutual = configuration
         // Verify the client's chain against the anchors; no host name to check for a client.
         mutual.certificateVerification = .noHostnameVerification
+        // Proxies multiplex their lookups on one HTTP/2 connection; curl and other HTTP/1.1 clients still work.
+        mutual.applicationProtocols = ["h2", "http/1.1"]
         mutual.trustRoots = .certificates(try issuer.trustAnchors.map { anchor in
             try NIOSSLCertificate(bytes: Array(try anchor.serializeAsPEM().pemString.utf8), format: .pem)
         })

@@ -3,7 +3,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOHTTP2
 import NIOSSL
+import NIOTLS
 import NeedleServerKit
 
 /// What the server reports about its connections, and the text of its `/metrics`.
@@ -29,6 +31,9 @@ public final class HTTPSServer: Sendable {
         public var maxConnections = 512
         /// How long requests in flight may take to finish after SIGTERM.
         public var shutdownGracePeriod = Duration.seconds(20)
+        /// Serve HTTP/2 to clients that ask for it by ALPN (the TLS context must offer `h2`): each stream is a
+        /// request, so many long-lived answers (the destination API's lookups) share one connection.
+        public var servesHTTP2 = false
 
         public init() {}
     }
@@ -109,16 +114,53 @@ public final class HTTPSServer: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLServerHandler(context: self.tlsContext()))
-                    // The pipeline handler also answers NIO's quiesce: an idle connection closes at once, one
-                    // with a request in flight closes once its response is out.
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try sync.addHandler(RequestHandler(
-                        service: self.service,
-                        timeouts: .init(header: configuration.headerTimeout, body: configuration.bodyTimeout)))
+                    guard configuration.servesHTTP2 else {
+                        try self.configureHTTP1(sync)
+                        return
+                    }
+                    try sync.addHandler(ApplicationProtocolNegotiationHandler { [self] result, channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            if case .negotiated("h2") = result {
+                                try self.configureHTTP2(channel)
+                            } else {
+                                try self.configureHTTP1(channel.pipeline.syncOperations)
+                            }
+                        }
+                    })
                 }
             }
             .bind(host: configuration.listenHost, port: configuration.listenPort)
             .get()
+    }
+
+    private var timeouts: RequestHandler.Timeouts {
+        .init(header: configuration.headerTimeout, body: configuration.bodyTimeout)
+    }
+
+    private func configureHTTP1(_ sync: ChannelPipeline.SynchronousOperations) throws {
+        // The pipeline handler also answers NIO's quiesce: an idle connection closes at once, one with a
+        // request in flight closes once its response is out.
+        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        try sync.addHandler(RequestHandler(service: service, timeouts: timeouts))
+    }
+
+    /// HTTP/2: a `RequestHandler` per stream, behind a codec that shows it the stream as HTTP/1-style parts.
+    /// NIO's connection management answers a quiesce with a graceful GOAWAY: streams in flight finish.
+    private func configureHTTP2(_ channel: any Channel) throws {
+        let (service, timeouts) = (self.service, self.timeouts)
+        let management = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
+        let sync = channel.pipeline.syncOperations
+        _ = try sync.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
+            streamDelegate: management.http2StreamDelegate
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try stream.pipeline.syncOperations.addHandler(RequestHandler(service: service, timeouts: timeouts))
+            }
+        }
+        try sync.addHandler(management)
     }
 
     private func bindAdmin() async throws -> any Channel {

@@ -67,15 +67,12 @@ public final class ProxyServer: Sendable {
     /// Lookups streamed from the destination service over mutual TLS with this proxy's certificate.
     private static func destinationLookups(service: ControlPlaneService, identity: ProxyIdentity,
                                            group: MultiThreadedEventLoopGroup) -> DestinationLookups {
-        let client = DestinationStreamClient(connector: ControlPlaneConnector(service: service, group: group,
-                                                                              resolver: DNSResolver.system(group: group)))
         let loop = group.next()
+        let client = DestinationStreamClient(connector: ControlPlaneConnector(service: service, group: group,
+                                                                              resolver: DNSResolver.system(group: group)),
+                                             loop: loop, context: { identity.controlPlaneContext })
         return DestinationLookups(opener: { address, onEvents, onEnd in
-            guard let context = identity.clientContext else {
-                onEnd("no certificate in use to reach the destination service with")
-                return loop.makeFailedFuture(IdentityError("no certificate in use"))
-            }
-            return client.lookup(address, context: context, onEvents: onEvents, onEnd: onEnd)
+            client.lookup(address, onEvents: onEvents, onEnd: onEnd)
         }, timers: loop)
     }
 

@@ -152,6 +152,8 @@ struct ControllerCommand: AsyncParsableCommand {
         destinationConfiguration.listenHost = destinationAddress.ip.description
         destinationConfiguration.listenPort = destinationAddress.port
         destinationConfiguration.servesAdmin = false
+        // Each proxy's lookups are streams of one HTTP/2 connection (each lookup a connection otherwise).
+        destinationConfiguration.servesHTTP2 = true
         let destinations = HTTPSServer(configuration: destinationConfiguration, service: DestinationService(catalog: catalog, logger: logger),
                                        tlsContext: { store.serving.mutualContext }, metrics: metrics, logger: logger, group: group)
         let bound: (service: SocketAddress, admin: SocketAddress?)

@@ -30,7 +30,7 @@ final class FakeStreamUpstreams: UpstreamProvider {
     func connect() throws -> (UpstreamConnection, EmbeddedChannel) {
         let handler = UpstreamHandler()
         let channel = EmbeddedChannel(handler: handler, loop: loop)
-        let connection = UpstreamConnection(channel: channel, handler: handler, endpoint: UpstreamEndpoint(try ListenAddress(parsing: "127.0.0.1:8080")))
+        let connection = UpstreamConnection(channel: channel, handler: handler)
         pending.removeFirst().assumeIsolated().succeed(connection)
         return (connection, channel)
     }

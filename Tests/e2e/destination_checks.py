@@ -126,6 +126,17 @@ def destinations(port, anchor, server_name, cluster, work, issuer_crt, issuer_ke
     text = unknown.lines_until(lambda t: "sync\n" in t, 10)
     unknown.close()
     check("an address no Service or pod has is not known", text.splitlines() == ["reset", "not-known", "sync"], repr(text))
+    # Proxies multiplex their lookups as HTTP/2 streams (ALPN h2): two lookups at once on one curl connection.
+    both = subprocess.run(["curl", "-sS", "--http2", "--parallel", "-N", "--max-time", "3", "--cacert", anchor, "--cert", chain,
+                           "--key", key, "--resolve", f"{server_name}:{port}:127.0.0.1",
+                           "-w", "\nversion=%{http_version} connects=%{num_connects}\n",
+                           f"https://{server_name}:{port}/v1/destinations?address=10.0.0.2:5432",
+                           f"https://{server_name}:{port}/v1/destinations?address=192.0.2.7:443"],
+                          capture_output=True, text=True, timeout=30)
+    connects = sum(int(part.split("=")[1]) for part in both.stdout.split() if part.startswith("connects="))
+    check("over HTTP/2 (ALPN h2) two lookups are streams of one connection, answered as over HTTP/1.1",
+          both.stdout.count("version=2") == 2 and connects == 1 and "add 10.0.0.2:5432" in both.stdout and "not-known" in both.stdout,
+          both.stdout[-400:] + both.stderr[-300:])
     bad = Stream(port, anchor, server_name, "/v1/destinations?address=web.shop:80", chain, key)
     check("a lookup that is not IP:PORT is refused with 400", bad.status == 400, bad.status)
     bad.close()

@@ -473,6 +473,12 @@ for i in range(12):
         check("capture on legacy-1's veth: the unmeshed endpoint is reached in plaintext (GET / seen)",
               report[HTTP_PORT]["plaintext"]["GET /"] > 0, describe(report))
 
+    # The client proxy holds lookups of three Service ports now, all streams of one HTTP/2 connection.
+    sockets = net.run(net.ns["client"], ["ss", "-Htn", "state", "established", "dst", f"{NODE}:8086"]).stdout.split("\n")
+    sockets = [line for line in sockets if line.strip()]
+    check("the client proxy's lookups (HTTP, h2c and TCP ports of the Service) share one connection to the destination service",
+          len(sockets) == 1, sockets)
+
     # 6. Metrics.
     client_pod = pods["client"]
     text = client_pod.metrics()

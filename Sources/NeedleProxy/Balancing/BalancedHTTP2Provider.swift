@@ -45,6 +45,7 @@ final class BalancedHTTP2Provider: UpstreamProvider, ClosableUpstreams {
         }()
         let started = NIODeadline.now().uptimeNanoseconds
         return provider.acquire().assumeIsolated().map { stream in
+            stream.endpoint = endpoint
             stream.acquiredAt = started
             stream.endpointMetrics = endpointMetrics
             stream.handler.timesResponses = true
@@ -60,7 +61,9 @@ final class BalancedHTTP2Provider: UpstreamProvider, ClosableUpstreams {
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         let sample = BalancerSample.http2(acquiredAt: connection.acquiredAt, responseHeadAt: connection.handler.responseHeadAt,
                                           now: NIODeadline.now().uptimeNanoseconds)
-        lookups.finished(destination, endpoint: connection.endpoint.address, rtt: sample.rtt, succeeded: sample.succeeded)
+        if let endpoint = connection.endpoint {
+            lookups.finished(destination, endpoint: endpoint.address, rtt: sample.rtt, succeeded: sample.succeeded)
+        }
         connection.handler.delegate = nil
         if !reusable { connection.channel.close(promise: nil) }
     }

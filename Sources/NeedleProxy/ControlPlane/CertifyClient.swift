@@ -35,6 +35,7 @@ struct CertifyClient: Sendable {
         let answer = FirstResult(loop.makePromise(of: Answer.self))
         let serverName = connector.service.tlsName.description
         let connected = connector.connect(context: context) { sync in
+            try sync.addHTTPClientHandlers()
             try sync.addHandler(AnswerCollector(answer: answer, limit: Self.maximumAnswerBytes))
         }
         connected.whenComplete { result in

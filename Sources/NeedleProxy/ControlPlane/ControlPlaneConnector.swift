@@ -6,7 +6,7 @@ import NeedleContract
 
 /// Connects to a control-plane service (identity, destination) at its address, an IP or a DNS name the
 /// proxy's own resolver looks up, trying each address in turn; TLS verified for the service's TLS name, then
-/// HTTP/1.1 client handlers and the caller's own.
+/// the caller's handlers (HTTP/1.1 or HTTP/2 as it speaks).
 struct ControlPlaneConnector: Sendable {
     let service: ControlPlaneService
     let group: any EventLoopGroup
@@ -14,9 +14,10 @@ struct ControlPlaneConnector: Sendable {
 
     static let connectTimeout = TimeAmount.seconds(5)
 
-    func connect(context: NIOSSLContext,
+    /// `loop`: the connection's event loop (any of the group's when nil).
+    func connect(context: NIOSSLContext, on loop: (any EventLoop)? = nil,
                  handlers: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> EventLoopFuture<any Channel> {
-        let loop = group.next()
+        let loop = loop ?? group.next()
         let serverName = service.tlsName.description
         // A bootstrap per connection attempt (bootstraps are not Sendable; attempts run in callbacks).
         let bootstrap: @Sendable () -> ClientBootstrap = {
@@ -26,7 +27,6 @@ struct ControlPlaneConnector: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-                        try sync.addHTTPClientHandlers()
                         try handlers(sync)
                     }
                 }

@@ -19,7 +19,7 @@ struct TCPForwarder {
         let address: SocketAddress
         let waiting = ConnectingBuffer(allocator: client.allocator)
         do {
-            address = try OriginalDestination.socketAddress(target.address)
+            address = try target.socketAddress(meshTLS: meshTLS)
             try client.pipeline.syncOperations.addHandler(waiting)
         } catch {
             connected?(false)

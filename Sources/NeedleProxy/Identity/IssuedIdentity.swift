@@ -14,6 +14,8 @@ struct IssuedIdentity {
     /// Originates mesh TLS (to the destination service; to meshed endpoints): the same certificate shown as
     /// a client, the server verified against the trust anchors for the name the connection asks for.
     let clientContext: NIOSSLContext
+    /// The same client, offering HTTP/2 by ALPN: the destination service multiplexes lookups on one connection.
+    let controlPlaneContext: NIOSSLContext
 
     /// Key exchanges offered, best first: the hybrid post-quantum group, then plain X25519.
     static let curves: [NIOTLSCurve] = [.x25519_MLKEM768, .x25519]
@@ -59,6 +61,9 @@ struct IssuedIdentity {
         do {
             serverContext = try NIOSSLContext(configuration: configuration)
             clientContext = try NIOSSLContext(configuration: client)
+            var controlPlane = client
+            controlPlane.applicationProtocols = ["h2"]
+            controlPlaneContext = try NIOSSLContext(configuration: controlPlane)
         } catch {
             throw IdentityError("the certificate and key do not make TLS contexts: \(error)")
         }

@@ -62,6 +62,11 @@ final class ProxyIdentity: Sendable {
     }
 
     /// The context that originates mesh TLS, while a valid certificate is in use.
+    /// For the destination service: the client context offering `h2` by ALPN.
+    var controlPlaneContext: NIOSSLContext? {
+        state.withLockedValue { $0.refresh.isReady(now: Self.wallClock()) ? $0.issued?.controlPlaneContext : nil }
+    }
+
     var clientContext: NIOSSLContext? {
         state.withLockedValue { $0.refresh.isReady(now: Self.wallClock()) ? $0.issued?.clientContext : nil }
     }

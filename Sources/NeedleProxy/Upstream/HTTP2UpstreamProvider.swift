@@ -8,20 +8,55 @@ import NeedleContract
 /// stream of its own there, so a slow stream never blocks another. Which connection a new stream goes to
 /// is `HTTP2UpstreamSession`'s decision: a connection that failed, closed or sent GOAWAY is replaced.
 final class HTTP2UpstreamProvider: UpstreamProvider, ClosableUpstreams {
+    /// Makes the connection of an upstream HTTP/2 connection on `eventLoop`: `configure` adds the HTTP/2
+    /// handlers in its channel initializer; the future succeeds once it can carry streams (a meshed peer
+    /// verified, for instance).
+    typealias Dialer = (_ eventLoop: any EventLoop,
+                        _ configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> EventLoopFuture<any Channel>
+
     private let eventLoop: any EventLoop
-    private let target: UpstreamEndpoint
-    private let connectTimeout: TimeAmount
-    private let meshTLS: MeshTLSClient?
+    private let dial: Dialer
     private var session = HTTP2UpstreamSession<ObjectIdentifier>()
     private var connections: [ObjectIdentifier: (channel: any Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer)] = [:]
     /// Streams asked for while the connection is being made.
     private var waiting: [EventLoopPromise<UpstreamConnection>] = []
 
-    init(eventLoop: any EventLoop, target: UpstreamEndpoint, connectTimeout: TimeAmount, meshTLS: MeshTLSClient? = nil) {
+    init(eventLoop: any EventLoop, dial: @escaping Dialer) {
         self.eventLoop = eventLoop
-        self.target = target
-        self.connectTimeout = connectTimeout
-        self.meshTLS = meshTLS
+        self.dial = dial
+    }
+
+    /// To a destination's endpoint (or the original destination), h2c or mesh TLS.
+    convenience init(eventLoop: any EventLoop, target: UpstreamEndpoint, connectTimeout: TimeAmount, meshTLS: MeshTLSClient? = nil) {
+        self.init(eventLoop: eventLoop, dial: Self.endpointDialer(target, connectTimeout: connectTimeout, meshTLS: meshTLS))
+    }
+
+    static func endpointDialer(_ target: UpstreamEndpoint, connectTimeout: TimeAmount, meshTLS: MeshTLSClient?) -> Dialer {
+        return { eventLoop, configure in
+            let address: SocketAddress
+            do {
+                address = try target.socketAddress(meshTLS: meshTLS)
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
+            let secured = NIOLoopBoundBox<EventLoopFuture<Void>?>(nil, eventLoop: eventLoop)
+            return ClientBootstrap(group: eventLoop)
+                .connectTimeout(connectTimeout)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let serverName = target.meshTLSName, let meshTLS {
+                            secured.value = try meshTLS.secure(channel, serverName: serverName)
+                        }
+                        try configure(channel.pipeline.syncOperations)
+                    }
+                }
+                .connect(to: address)
+                .flatMap { channel in
+                    // A meshed endpoint counts as connected once its certificate checked out, within the same timeout.
+                    MeshTLSClient.whenVerified(channel, secured.value, timeout: connectTimeout)
+                }
+        }
     }
 
     func acquireImmediately() -> UpstreamConnection? { nil }
@@ -84,7 +119,7 @@ final class HTTP2UpstreamProvider: UpstreamProvider, ClosableUpstreams {
                 stream.closeFuture.assumeIsolated().whenComplete { [self] _ in
                     if session.streamClosed(on: id) { connections[id]?.channel.close(promise: nil) }
                 }
-                promise.assumeIsolated().succeed(UpstreamConnection(channel: stream, handler: handlerBox.value, endpoint: target))
+                promise.assumeIsolated().succeed(UpstreamConnection(channel: stream, handler: handlerBox.value))
             case .failure(let error):
                 if session.streamClosed(on: id) { connections[id]?.channel.close(promise: nil) }
                 promise.fail(UpstreamFailure.connectFailed("cannot open an upstream stream: \(error)"))
@@ -93,46 +128,20 @@ final class HTTP2UpstreamProvider: UpstreamProvider, ClosableUpstreams {
     }
 
     private func connect() {
-        let address: SocketAddress
-        do {
-            address = try OriginalDestination.socketAddress(target.address)
-        } catch {
-            connectFinished(.failure(UpstreamFailure.connectFailed("\(error)")))
-            return
-        }
-        if target.meshTLSName != nil, meshTLS == nil {
-            connectFinished(.failure(UpstreamFailure.connectFailed("mesh TLS asked for without an identity")))
-            return
-        }
         let multiplexerBox = NIOLoopBoundBox<NIOHTTP2Handler.StreamMultiplexer?>(nil, eventLoop: eventLoop)
-        let secured = NIOLoopBoundBox<EventLoopFuture<Void>?>(nil, eventLoop: eventLoop)
         let goAwayWatcher = NIOLoopBound(GoAwayWatcher(), eventLoop: eventLoop)
-        let (target, meshTLS, timeout) = (self.target, self.meshTLS, connectTimeout)
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let serverName = target.meshTLSName, let meshTLS {
-                        secured.value = try meshTLS.secure(channel, serverName: serverName)
-                    }
-                    multiplexerBox.value = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client,
-                        connectionConfiguration: .init(),
-                        streamConfiguration: .init()
-                    ) { pushed in
-                        // Servers may not push to a client that never enabled it; refuse any stream they open.
-                        pushed.close()
-                    }
-                    try channel.pipeline.syncOperations.addHandler(goAwayWatcher.value)
-                }
+        dial(eventLoop) { sync in
+            multiplexerBox.value = try sync.configureHTTP2Pipeline(
+                mode: .client,
+                connectionConfiguration: .init(),
+                streamConfiguration: .init()
+            ) { pushed in
+                // Servers may not push to a client that never enabled it; refuse any stream they open.
+                pushed.close()
             }
-            .connect(to: address)
+            try sync.addHandler(goAwayWatcher.value)
+        }
             .assumeIsolated()
-            .flatMap { channel in
-                // A meshed endpoint counts as connected once its certificate checked out, within the same timeout.
-                MeshTLSClient.whenVerified(channel, secured.value, timeout: timeout)
-            }
             .whenComplete { [self] result in
                 switch result {
                 case .success(let channel):

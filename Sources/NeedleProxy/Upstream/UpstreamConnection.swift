@@ -76,8 +76,8 @@ extension UpstreamHandler: Sendable {}
 final class UpstreamConnection {
     let channel: any Channel
     let handler: UpstreamHandler
-    /// The endpoint whose connection carries the stream.
-    let endpoint: UpstreamEndpoint
+    /// The discovered endpoint whose connection carries the stream (set by the balancer that chose it).
+    var endpoint: UpstreamEndpoint?
     /// When the exchange was given the stream (uptime nanoseconds): the balancer's latency sample.
     var acquiredAt: UInt64 = 0
     /// The metrics of the discovered endpoint it goes to, for the request it carries now (nil: the client
@@ -85,10 +85,9 @@ final class UpstreamConnection {
     var endpointMetrics: TargetMetrics?
     private var reading = true
 
-    init(channel: any Channel, handler: UpstreamHandler, endpoint: UpstreamEndpoint) {
+    init(channel: any Channel, handler: UpstreamHandler) {
         self.channel = channel
         self.handler = handler
-        self.endpoint = endpoint
     }
 
     var isWritable: Bool { channel.isWritable }

@@ -1,3 +1,4 @@
+import NIOCore
 import NeedleContract
 
 /// Where an upstream connection goes and how (DESIGN §7–§8): an address, and the peer proxy's TLS name when
@@ -16,6 +17,17 @@ struct UpstreamEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// The endpoint discovery named; its identity means mesh TLS.
     init(_ endpoint: DestinationEndpoint) {
         self.init(endpoint.address, meshTLSName: endpoint.identity)
+    }
+
+    /// The socket address to connect to; an endpoint that asks for mesh TLS without an identity to speak it
+    /// with (`meshTLS` nil) is refused, never reached in plaintext.
+    func socketAddress(meshTLS: MeshTLSClient?) throws(UpstreamFailure) -> SocketAddress {
+        if meshTLSName != nil, meshTLS == nil { throw UpstreamFailure.connectFailed("mesh TLS asked for without an identity") }
+        do {
+            return try OriginalDestination.socketAddress(address)
+        } catch {
+            throw UpstreamFailure.connectFailed("\(error)")
+        }
     }
 
     var description: String {

@@ -118,12 +118,9 @@ final class UpstreamPool {
     private func makeConnection(_ target: UpstreamEndpoint) -> EventLoopFuture<HTTP1UpstreamConnection> {
         let address: SocketAddress
         do {
-            address = try OriginalDestination.socketAddress(target.address)
+            address = try target.socketAddress(meshTLS: meshTLS)
         } catch {
-            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("\(error)"))
-        }
-        if target.meshTLSName != nil, meshTLS == nil {
-            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("mesh TLS asked for without an identity"))
+            return eventLoop.makeFailedFuture(error)
         }
         let handlerBox = NIOLoopBound(HTTP1UpstreamHandler(), eventLoop: eventLoop)
         let secured = NIOLoopBoundBox<EventLoopFuture<Void>?>(nil, eventLoop: eventLoop)
