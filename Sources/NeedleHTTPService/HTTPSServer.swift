@@ -118,6 +118,7 @@ public final class HTTPSServer: Sendable {
                         try self.configureHTTP1(sync)
                         return
                     }
+                    try sync.addHandler(HandshakeDeadline(timeout: configuration.headerTimeout))
                     try sync.addHandler(ApplicationProtocolNegotiationHandler { [self] result, channel in
                         channel.eventLoop.makeCompletedFuture {
                             if case .negotiated("h2") = result {
@@ -149,7 +150,10 @@ public final class HTTPSServer: Sendable {
     private func configureHTTP2(_ channel: any Channel) throws {
         let (service, timeouts) = (self.service, self.timeouts)
         let management = NIOHTTP2ServerConnectionManagementHandler(
-            eventLoop: channel.eventLoop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
+            eventLoop: channel.eventLoop,
+            // A connection without a stream for 5 minutes closes (a proxy with no lookup left reconnects when it
+            // has one); the connection cap is not held by idle clients.
+            configuration: .init(maxIdleTime: .minutes(5), maxAge: nil, maxGraceTime: nil, keepalive: nil))
         let sync = channel.pipeline.syncOperations
         _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),

@@ -97,6 +97,9 @@ class Stream:
 
 def destinations(port, anchor, server_name, cluster, work, issuer_crt, issuer_key):
     populate(cluster)
+    # A client that connects and never starts TLS must not hold a connection slot (checked at the end).
+    silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+    silent_since = time.time()
     chain, key = workload_certificate(work, issuer_crt, issuer_key)
     stream = Stream(port, anchor, server_name, "/v1/destinations?address=10.96.0.10:80", chain, key)
     try:
@@ -148,3 +151,14 @@ def destinations(port, anchor, server_name, cluster, work, issuer_crt, issuer_ke
     except (ssl.SSLError, OSError, EOFError, ValueError):
         refused = True
     check("a client without a certificate from the trust anchors gets no answer", refused)
+    try:
+        silent.settimeout(max(0.1, silent_since + 15 - time.time()))
+        closed = silent.recv(1) == b""
+    except ConnectionResetError:
+        closed = True
+    except OSError:
+        closed = False
+    waited = time.time() - silent_since
+    silent.close()
+    check("a connection that never starts its TLS handshake is closed after the header timeout (10 s)",
+          closed and 9 <= waited <= 14, f"closed={closed} after {waited:.1f}s")
