@@ -34,6 +34,8 @@ public final class HTTPSServer: Sendable {
         /// Serve HTTP/2 to clients that ask for it by ALPN (the TLS context must offer `h2`): each stream is a
         /// request, so many long-lived answers (the destination API's lookups) share one connection.
         public var servesHTTP2 = false
+        /// Streams one HTTP/2 client may have open at once (its SETTINGS_MAX_CONCURRENT_STREAMS).
+        public var maxConcurrentStreams = 100
 
         public init() {}
     }
@@ -149,6 +151,11 @@ public final class HTTPSServer: Sendable {
     /// NIO's connection management answers a quiesce with a graceful GOAWAY: streams in flight finish.
     private func configureHTTP2(_ channel: any Channel) throws {
         let (service, timeouts) = (self.service, self.timeouts)
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        connectionConfiguration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024),  // NIO's default
+        ]
         let management = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             // A connection without a stream for 5 minutes closes (a proxy with no lookup left reconnects when it
@@ -156,7 +163,7 @@ public final class HTTPSServer: Sendable {
             configuration: .init(maxIdleTime: .minutes(5), maxAge: nil, maxGraceTime: nil, keepalive: nil))
         let sync = channel.pipeline.syncOperations
         _ = try sync.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
+            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: .init(),
             streamDelegate: management.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {

@@ -154,6 +154,8 @@ struct ControllerCommand: AsyncParsableCommand {
         destinationConfiguration.servesAdmin = false
         // Each proxy's lookups are streams of one HTTP/2 connection (each lookup a connection otherwise).
         destinationConfiguration.servesHTTP2 = true
+        // A proxy has one stream per destination it uses: room for many more than HTTP/2's usual 100.
+        destinationConfiguration.maxConcurrentStreams = 10_000
         let destinations = HTTPSServer(configuration: destinationConfiguration, service: DestinationService(catalog: catalog, logger: logger),
                                        tlsContext: { store.serving.mutualContext }, metrics: metrics, logger: logger, group: group)
         let bound: (service: SocketAddress, admin: SocketAddress?)

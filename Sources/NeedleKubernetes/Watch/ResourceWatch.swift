@@ -37,10 +37,10 @@ public struct ResourceWatch<Object: Decodable & Sendable>: Sendable {
                     cursor = WatchCursor(resourceVersion: version)
                     logger.info("\(kind) cache synced", metadata: ["count": "\(objects.count)"])
                 }
-                guard var current = cursor else { continue }
-                let relistReason = try await watch(&current, apply: apply)
-                cursor = relistReason == nil ? current : nil
+                guard cursor != nil else { continue }
+                let relistReason = try await watch(&cursor, apply: apply)
                 if let relistReason {
+                    cursor = nil
                     // An API server in trouble answers watches with errors at once: a relist waits the
                     // backoff, so it is not asked for the whole collection in a tight loop.
                     logger.info("relisting \(kind)s", metadata: ["reason": "\(relistReason)", "in": "\(backoff)"])
@@ -51,10 +51,12 @@ public struct ResourceWatch<Object: Decodable & Sendable>: Sendable {
                 }
             } catch {
                 if Task.isCancelled { break }
-                logger.warning("\(kind) watch failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+                // A watch cut short (a connection closed, a proxy timing it out) resumes from the last version it
+                // delivered: only 410 Gone or an unusable event costs a relist of the whole collection.
+                logger.warning("\(kind) watch failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)",
+                                                                            "resume": "\(cursor == nil ? "relist" : "watch")"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(30))
-                cursor = nil
             }
         }
     }
@@ -78,8 +80,10 @@ public struct ResourceWatch<Object: Decodable & Sendable>: Sendable {
     }
 
     /// Streams one watch until it ends (normally after `watchTimeoutSeconds`): nil, or why to relist.
-    private func watch(_ cursor: inout WatchCursor, apply: @Sendable (WatchEvent<Object>) -> Void) async throws -> String? {
-        guard let version = cursor.resourceVersion else { return "no resource version" }
+    /// `cursor` follows every event delivered, also when the watch fails part way.
+    private func watch(_ cursor: inout WatchCursor?, apply: @Sendable (WatchEvent<Object>) -> Void) async throws -> String? {
+        guard var current = cursor, let version = current.resourceVersion else { return "no resource version" }
+        defer { cursor = current }
         let path = "\(collectionPath)?watch=1&allowWatchBookmarks=true&timeoutSeconds=\(Self.watchTimeoutSeconds)"
             + "&resourceVersion=\(percentEncoded(version))"
         let response = try await client.execute(try client.request(path), timeout: .seconds(Int64(Self.watchTimeoutSeconds + 30)))
@@ -90,7 +94,7 @@ public struct ResourceWatch<Object: Decodable & Sendable>: Sendable {
         var splitter = LineSplitter(maximumLineLength: Self.maximumObjectBytes)
         for try await chunk in response.body {
             for line in try splitter.append(chunk.readableBytesView) {
-                switch cursor.decode(line: line, as: Object.self) {
+                switch current.decode(line: line, as: Object.self) {
                 case .event(let event): apply(event)
                 case .nothing: continue
                 case .relist(let reason): return reason
