@@ -472,11 +472,11 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--proxy", required=True)
-    parser.add_argument("--init", required=True)
-    parser.add_argument("--injector", required=True)
+    parser.add_argument("--proxy", help="needle-proxy (required unless --only-controller)")
+    parser.add_argument("--init", help="needle-init (required unless --only-controller)")
+    parser.add_argument("--injector", help="needle-injector (required unless --only-controller)")
     parser.add_argument("--controller", default=default_controller(),
-                        help="needle-controller for the meshed benchmark (not on the data path: a debug build is fine); "
+                        help="needle-controller for the meshed and controller benchmarks (not on the data path: a debug build is fine); "
                              "default .build/release/needle-controller if present, else .build/debug/needle-controller")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=30)
@@ -485,8 +485,15 @@ def main():
     parser.add_argument("--rate", type=int, default=4000)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 run, 2 s each")
-    parser.add_argument("--only-proxy", action="store_true", help="only the fixed-rate proxy comparison (no connection scale, no mesh, no injector)")
+    parser.add_argument("--only-proxy", action="store_true", help="only the fixed-rate proxy comparison (no connection scale, no mesh, no controller, no injector)")
     parser.add_argument("--only-mesh", action="store_true", help="only the meshed benchmark (two proxies: plaintext and mTLS)")
+    parser.add_argument("--only-controller", action="store_true",
+                        help="only needle-controller's destination memory with many Services and pods (needs only --controller)")
+    parser.add_argument("--controller-endpoints", default="",
+                        help="two totals of ready endpoints for the controller benchmark (default 1000,4000; 100,400 with --quick)")
+    parser.add_argument("--controller-per-service", type=int, default=10, help="ready endpoints per Service in the controller benchmark")
+    parser.add_argument("--controller-lookups", type=int, default=0,
+                        help="lookups held open at once in the controller benchmark (default 200; 20 with --quick)")
     parser.add_argument("--mesh-connections", type=int, default=0, help="idle connections for the meshed memory test (default 200; 50 with --quick)")
     parser.add_argument("--hold-ms", type=int, default=2000, help="how long the app holds each request of the meshed memory test")
     parser.add_argument("--peers", default="", help="comma-separated subset of needle-proxy,HAProxy,nginx (direct is always run)")
@@ -496,13 +503,20 @@ def main():
         args.runs, args.duration, args.short, args.warmup, args.rate = 1, 2, 2, 1, 500
     if args.mesh_connections == 1:
         parser.error("--mesh-connections: at least 2 (the growth is measured from 1 connection)")
-    if args.only_proxy and args.only_mesh:
-        parser.error("--only-proxy and --only-mesh exclude each other")
+    if sum((args.only_proxy, args.only_mesh, args.only_controller)) > 1:
+        parser.error("--only-proxy, --only-mesh and --only-controller exclude each other")
+    if not args.only_controller:
+        missing = [f"--{name}" for name in ("proxy", "init", "injector") if not getattr(args, name)]
+        if missing:
+            parser.error(f"{', '.join(missing)} required (only --only-controller runs without them)")
+    binaries = [args.controller] if args.only_controller else [args.proxy, args.init, args.injector, args.controller]
     report = [f"# Needle benchmarks — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""] + machine() + [
-        f"- binaries: `{args.proxy}`, `{args.init}`, `{args.injector}`, `{args.controller}`", ""]
+        f"- binaries: {', '.join(f'`{b}`' for b in binaries)}", ""]
     work = tempfile.mkdtemp(prefix="needle-bench-")
     try:
-        if args.only_mesh:
+        if args.only_controller:
+            controller_section(args, report)
+        elif args.only_mesh:
             mesh_section(args, report)
         else:
             with PodNetwork("bench") as net:
@@ -520,6 +534,7 @@ def main():
                         lab.stop_needle()
             if not args.only_proxy:
                 mesh_section(args, report)
+                controller_section(args, report)
                 report.append("## needle-injector beside an HTTPS ceiling\n")
                 report.append("The ceiling is nginx (1 worker) serving the injector's own response bytes as a static file over HTTPS with the "
                               "same certificate: what a minimal HTTPS server does with no work per request.\n")
@@ -555,6 +570,22 @@ def mesh_section(args, report):
         mesh_benchmark(args, report)
     except Exception as error:  # keep the rest of the report
         report.append(f"**mesh_benchmark failed:** `{error!r}`\n")
+
+
+def controller_section(args, report):
+    report.append("## needle-controller: destination memory with many Services and pods\n")
+    report.append("needle-controller and the stand-in Kubernetes API (TokenReview; list and watch of Services, EndpointSlices and pods) "
+                  "in one network namespace, on loopback. The API is loaded in bulk with Services, one EndpointSlice each with ready "
+                  "endpoints (targetRefs to their pods) and those pods, half of them meshed (a needle-proxy container), at two sizes; "
+                  "then lookups are held open over mutual TLS (a workload certificate signed by the issuer), over HTTP/1.1 and HTTP/2; "
+                  "then everything is deleted, the watches renewed and a relist forced, and the cluster loaded and relisted again. "
+                  "Memory is the controller's RSS and private (RssAnon) from /proc/PID/status, and its live heap from glibc's "
+                  "malloc_stats() (through gdb, when there is one).\n")
+    try:
+        from controller_bench import controller_benchmark
+        controller_benchmark(args, report)
+    except Exception as error:  # keep the rest of the report
+        report.append(f"**controller_benchmark failed:** `{error!r}`\n")
 
 
 if __name__ == "__main__":

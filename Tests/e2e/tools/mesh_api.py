@@ -6,9 +6,16 @@ command a line:
 
     {"put": "/api/v1/pods", "object": {...}}
     {"delete": "/api/v1/pods", "namespace": "shop", "name": "web-2"}
+    {"put_many": [["/api/v1/pods", {...}], ["/api/v1/services", {...}], ...]}
+    {"delete_many": [["/api/v1/pods", "shop", "web-2"], ...]}
+    {"end_watches": true}
+    {"compact": true}
 
-and reads "done <resourceVersion>" back for each (or "error <why>"). Prints "ready" once listening; exits
-when standard input closes."""
+and reads "done <resourceVersion>" back for each (or "error <why>"). The _many forms apply their objects
+in order under one lock and wake the watches once (thousands of objects in one line); end_watches ends the
+open watches, as an API server does at a watch's timeout; compact makes every client list again (410 Gone
+on its next watch, as after etcd compaction). Prints "ready" once listening; exits when standard input
+closes."""
 
 import argparse, json, os, sys, threading
 
@@ -39,8 +46,16 @@ def main():
                 cluster.put(command["put"], command["object"])
             elif "delete" in command:
                 cluster.delete(command["delete"], command["namespace"], command["name"])
+            elif "put_many" in command:
+                cluster.put_many([(path, obj) for path, obj in command["put_many"]])
+            elif "delete_many" in command:
+                cluster.delete_many([(path, namespace, name) for path, namespace, name in command["delete_many"]])
+            elif command.get("end_watches"):
+                cluster.end_watches()
+            elif command.get("compact"):
+                cluster.compact()
             else:
-                raise ValueError("neither put nor delete")
+                raise ValueError("none of put, delete, put_many, delete_many, end_watches, compact")
             with cluster.cond:
                 version = cluster.rv
             print(f"done {version}", flush=True)
