@@ -25,6 +25,7 @@ from proxy_e2e import Pod, check, results  # noqa: E402
 from webhook_e2e import issue, make_ca, run  # noqa: E402
 from identity_e2e import CONTROLLER_NAME, make_issuer  # noqa: E402
 from destination_checks import POD_PATH, SERVICE_PATH, SLICE_PATH  # noqa: E402
+from proxy_identity_e2e import wait_for  # noqa: E402
 
 TOOLS = os.path.join(HERE, "tools")
 AUDIENCE = "identity.needle.dev"
@@ -40,15 +41,6 @@ APP_PORTS = (HTTP_PORT, H2C_PORT, TCP_PORT)
 PODS = {"client": ("client", "client", True), "web1": ("web-1", "web", True), "web2": ("web-2", "web", True),
         "legacy": ("legacy-1", "default", False), "plain": ("plain", "default", False)}
 ENDPOINTS = ("web1", "web2", "legacy")
-
-
-def wait_for(predicate, seconds, interval=0.25):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 class MeshPod(Pod):

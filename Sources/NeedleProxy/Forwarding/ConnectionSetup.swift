@@ -17,11 +17,14 @@ final class ConnectionSetup: Sendable {
     /// nil: discovery off; outbound connections go to their original destination.
     let lookups: DestinationLookups?
     private let fallbackLog = NIOLockedValueBox(LogRateLimiter(interval: .seconds(10)))
+    /// Originates mesh TLS to meshed endpoints (outbound only, with identity on); made once, not per connection.
+    private let meshTLS: MeshTLSClient?
 
     init(environment: ProxyEnvironment, metrics: ProxyMetrics, pools: UpstreamPools, identity: ProxyIdentity?,
          lookups: DestinationLookups? = nil, logger: Logger) {
         self.environment = environment
         self.identity = identity
+        self.meshTLS = identity.map { MeshTLSClient(identity: $0) }
         self.lookups = lookups
         self.policy = RoutePolicy(environment: environment)
         self.metrics = metrics
@@ -212,8 +215,7 @@ final class ConnectionSetup: Sendable {
         TCPForwarder(connectTimeout: connectTimeout(direction), logger: logger, meshTLS: direction == .outbound ? meshTLS : nil)
     }
 
-    /// Originates mesh TLS to meshed endpoints (outbound only, with identity on).
-    private var meshTLS: MeshTLSClient? { identity.map { MeshTLSClient(identity: $0) } }
+
 
     /// Hands the connection, with the bytes detection read, to the forwarder of `plan`; the detector (the
     /// handler of `context`) steps out. `guardsLateRequest`: an inbound connection that said nothing before

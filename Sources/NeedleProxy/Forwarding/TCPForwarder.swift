@@ -34,8 +34,8 @@ struct TCPForwarder {
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let serverName = target.meshTLSName else { return }
-                    guard let meshTLS else { throw UpstreamFailure.connectFailed("mesh TLS asked for without an identity") }
+                    // `socketAddress(meshTLS:)` already refused mesh TLS without an identity.
+                    guard let serverName = target.meshTLSName, let meshTLS else { return }
                     secured.value = try meshTLS.secure(channel, serverName: serverName)
                 }
             }

@@ -16,8 +16,7 @@ public enum TLSLabel: Hashable, Sendable {
     public static let notProvidedByServiceDiscovery = TLSLabel.noIdentity(reason: "not_provided_by_service_discovery")
 
     /// The label of a connection the proxy does not terminate: passed-through TLS is `opaque`; anything
-    /// else is plaintext, for the reason its direction gives (outbound plaintext has no discovery to name a
-    /// meshed peer yet).
+    /// else is plaintext, for the reason its direction gives (outbound: discovery named no meshed peer).
     static func unterminated(_ direction: Direction, detected: DetectedProtocol?, identityOn: Bool) -> TLSLabel {
         guard identityOn else { return .disabled }
         if case .tls? = detected { return .opaque }
