@@ -325,10 +325,51 @@ struct ProxyMetricsTests {
         #expect(text.contains(#"request_total{direction="inbound",target_addr="10.0.0.5:8080",tls="false"} 1"#))
         #expect(text.contains(#"response_total{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",classification="failure"} 2"#))
         #expect(text.contains(#"status_code="200",classification="success"} 3"#))
-        #expect(text.contains(#"response_latency_ms_bucket{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",le="10.0"} 1"#))
-        #expect(text.contains(#"response_latency_ms_bucket{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",le="20.0"} 2"#))
+        #expect(text.contains(#"response_latency_ms_bucket{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",le="10"} 1"#))
+        #expect(text.contains(#"response_latency_ms_bucket{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",le="20"} 2"#))
+        #expect(text.contains(#"response_latency_ms_bucket{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503",le="+Inf"} 2"#))
+        #expect(text.contains(#"response_latency_ms_sum{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503"} 14"#))
+        #expect(text.contains(#"response_latency_ms_count{direction="inbound",target_addr="10.0.0.5:8080",tls="false",status_code="503"} 2"#))
+        let lines = text.split(separator: "\n")
+        #expect(lines.filter { $0 == "# TYPE response_latency_ms histogram" }.count == 1, "one TYPE line for the family")
+        #expect(lines.filter { $0.contains("le=\"") && $0.contains(".0\"") }.isEmpty, "no bucket label is written as a Double")
         #expect(text.contains(#"tcp_open_total{direction="outbound",target_addr="overflow",tls="false"} 1"#))
         #expect(text.contains("process_resident_memory_bytes "))
         #expect(text.contains("process_open_fds "))
+    }
+}
+
+@Suite("Latency histogram text")
+struct LatencyHistogramTests {
+    @Test("buckets are cumulative, bounds inclusive, labels as Linkerd writes them")
+    func buckets() {
+        let histogram = LatencyHistogram(labels: [("direction", "outbound"), ("note", "a \"quoted\\ value\n")])
+        histogram.record(milliseconds: 1)      // le="1": the bound is inclusive
+        histogram.record(milliseconds: 1.5)
+        histogram.record(milliseconds: 499.25)
+        histogram.record(milliseconds: 60_000) // past the last bound: +Inf only
+        histogram.record(milliseconds: -3)     // a clock step back counts as 0
+        var buffer: [UInt8] = []
+        histogram.emit(name: "response_latency_ms", into: &buffer)
+        let lines = String(decoding: buffer, as: UTF8.self).split(separator: "\n").map(String.init)
+        let labels = #"direction="outbound",note="a \"quoted\\ value\n""#
+        #expect(lines.first == "response_latency_ms_bucket{\(labels),le=\"1\"} 2")
+        #expect(lines.contains("response_latency_ms_bucket{\(labels),le=\"2\"} 3"))
+        #expect(lines.contains("response_latency_ms_bucket{\(labels),le=\"400\"} 3"))
+        #expect(lines.contains("response_latency_ms_bucket{\(labels),le=\"500\"} 4"))
+        #expect(lines.contains("response_latency_ms_bucket{\(labels),le=\"50000\"} 4"))
+        #expect(lines.contains("response_latency_ms_bucket{\(labels),le=\"+Inf\"} 5"))
+        #expect(lines.contains("response_latency_ms_sum{\(labels)} 60501.75"))
+        #expect(lines.last == "response_latency_ms_count{\(labels)} 5")
+        #expect(lines.count == LatencyHistogram.boundsMilliseconds.count + 3)
+    }
+
+    @Test("milliseconds are written without trailing zeros")
+    func sums() {
+        #expect(LatencyHistogram.milliseconds(micros: 0) == "0")
+        #expect(LatencyHistogram.milliseconds(micros: 12_000) == "12")
+        #expect(LatencyHistogram.milliseconds(micros: 12_500) == "12.5")
+        #expect(LatencyHistogram.milliseconds(micros: 42) == "0.042")
+        #expect(LatencyHistogram.milliseconds(micros: 1_050) == "1.05")
     }
 }

@@ -232,7 +232,7 @@ def main():
         check("before a certificate the inbound listener accepts nothing (the request times out in the backlog)",
               early.stdout in ("000", ""), early.stdout)
         text = pod.metrics()
-        check("the refusal is counted", pod.metric(text, "identity_cert_refreshes_total", result="failure") >= 1, text[-500:])
+        check("the refusal is counted", pod.metric(text, "identity_cert_refreshes_total", result="error") >= 1, text[-500:])
 
         # The API learns the token: the proxy's next attempt (re-reading the file) succeeds.
         with open(token, "w") as f:

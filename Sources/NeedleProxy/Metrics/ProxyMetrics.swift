@@ -7,10 +7,8 @@ import Prometheus
 /// Labels are bounded: `target_addr` takes at most `maximumTargets` values; later targets share "overflow".
 public final class ProxyMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
-    public static let latencyBucketsMilliseconds: [Double] = [
-        1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000,
-        10000, 20000, 30000, 40000, 50000,
-    ]
+    /// `response_latency_ms`, kept apart from the registry so its bucket labels read as Linkerd's do.
+    let latencies = LatencyHistogramFamily()
     public let maximumTargets: Int
 
     private struct TargetKey: Hashable {
@@ -59,7 +57,7 @@ public final class ProxyMetrics: Sendable {
                 if case .meshServer = key.tls { key.tls = .meshServer(serverID: "overflow") }
                 if let existing = targets.metrics[key] { return existing }
             }
-            let created = TargetMetrics(registry: registry, direction: direction, target: key.target, tls: key.tls,
+            let created = TargetMetrics(registry: registry, latencies: latencies, direction: direction, target: key.target, tls: key.tls,
                                         destination: key.destination)
             targets.metrics[key] = created
             if key.destination.pod != nil { targets.withPod += 1 }
@@ -120,6 +118,7 @@ public final class ProxyMetrics: Sendable {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         registry.emit(into: &buffer)
+        latencies.emit(into: &buffer)
         buffer += ProcessMetrics.read().exposition.utf8
         return buffer
     }
@@ -128,6 +127,7 @@ public final class ProxyMetrics: Sendable {
 /// The counters of one (direction, target, tls) combination, made once and reused by every connection.
 public final class TargetMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
+    private let latencies: LatencyHistogramFamily
     private let labels: [(String, String)]
     let requests: Counter
     let tcpOpen: Counter
@@ -137,9 +137,10 @@ public final class TargetMetrics: Sendable {
     let writeBytes: Counter
     private let responses = NIOLockedValueBox<[Int: ResponseSeries]>([:])
 
-    init(registry: PrometheusCollectorRegistry, direction: Direction, target: String, tls: TLSLabel,
-         destination: DestinationLabels = DestinationLabels()) {
+    init(registry: PrometheusCollectorRegistry, latencies: LatencyHistogramFamily, direction: Direction, target: String,
+         tls: TLSLabel, destination: DestinationLabels = DestinationLabels()) {
         self.registry = registry
+        self.latencies = latencies
         labels = [("direction", direction.rawValue), ("target_addr", target)] + tls.labels + destination.labels
         requests = registry.makeCounter(descriptor: ProxyMetrics.descriptor("request", unit: "total", help: "HTTP requests."), labels: labels)
         tcpOpen = registry.makeCounter(descriptor: ProxyMetrics.descriptor("tcp_open", unit: "total", help: "TCP connections opened."), labels: labels)
@@ -172,9 +173,7 @@ public final class TargetMetrics: Sendable {
                 status: status,
                 count: registry.makeCounter(descriptor: ProxyMetrics.descriptor("response", unit: "total", help: "HTTP responses."),
                                             labels: responseLabels),
-                latency: registry.makeValueHistogram(
-                    descriptor: ProxyMetrics.descriptor("response_latency", unit: "ms", help: "Time from request head to response end."),
-                    labels: labels + [("status_code", statusLabel)], buckets: ProxyMetrics.latencyBucketsMilliseconds))
+                latency: latencies.make(labels: labels + [("status_code", statusLabel)]))
             cache[code] = series
             return series
         }
@@ -185,11 +184,11 @@ public final class TargetMetrics: Sendable {
 struct ResponseSeries: Sendable {
     let status: Int?
     let count: Counter
-    let latency: ValueHistogram
+    let latency: LatencyHistogram
 
     func record(latencyMilliseconds: Double) {
         count.increment()
-        latency.record(latencyMilliseconds)
+        latency.record(milliseconds: latencyMilliseconds)
     }
 }
 
@@ -266,6 +265,6 @@ public final class IdentityMetrics: Sendable {
     func refreshed(ok: Bool) {
         registry.makeCounter(descriptor: ProxyMetrics.descriptor("identity_cert_refreshes", unit: "total",
                                                                  help: "Certificate requests to the identity service, by result."),
-                             labels: [("result", ok ? "ok" : "failure")]).increment()
+                             labels: [("result", ok ? "ok" : "error")]).increment()
     }
 }
