@@ -144,7 +144,8 @@ let package = Package(
         .target(name: "NeedleInit", dependencies: ["NeedleContract"]),
         .executableTarget(
             name: "needle-init",
-            dependencies: ["NeedleInit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            // No argument parser: InitCommandLine (NeedleContract) parses what the injector renders.
+            dependencies: ["NeedleInit"]
         ),
         .executableTarget(
             name: "needle-injector",

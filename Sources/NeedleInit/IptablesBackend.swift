@@ -1,8 +1,6 @@
-/// Which iptables implementation to drive: nftables-backed or legacy, for IPv4 or IPv6.
-public enum IptablesMode: String, Sendable, CaseIterable {
-    case auto, nft, legacy
-}
+import NeedleContract
 
+/// One iptables implementation to drive: nftables-backed or legacy, for IPv4 or IPv6.
 public struct IptablesBackend: Equatable, Sendable, CustomStringConvertible {
     public enum Flavor: String, Sendable { case nft, legacy }
 

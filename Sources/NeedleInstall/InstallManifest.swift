@@ -75,7 +75,7 @@ public struct InstallManifest {
     /// controller's objects follow the injector's.
     public func objects(certificates: InstallCertificates?, identity: IdentitySource = .none) throws -> [YAMLValue] {
         let on = identity != .none
-        var objects: [YAMLValue] = [namespaceObject, serviceAccount, clusterRole, clusterRoleBinding, configMap(identity: on)]
+        var objects: [YAMLValue] = [namespaceObject, serviceAccount, clusterRole, clusterRoleBinding, try configMap(identity: on)]
         if let certificates { objects.append(secret(certificates)) }
         objects.append(deployment(identity: identity))
         if options.highAvailability { objects.append(podDisruptionBudget) }
@@ -107,34 +107,20 @@ public struct InstallManifest {
          "subjects": [["kind": "ServiceAccount", "name": .string(name), "namespace": .string(ns)]]]
     }
 
-    /// The injector configuration file: the embedded defaults with this install's choices.
-    func configurationText(identity: Bool) -> String {
+    /// The injector configuration file: the embedded defaults with this install's choices, every key
+    /// spelled out so operators see what they may change; written by the YAML library, values as strings.
+    func configurationText(identity: Bool) throws -> String {
         var configuration = InjectorConfiguration()
         if let proxyImage = options.proxyImage { configuration.proxyImage = proxyImage }
         configuration.controlPlaneNamespace = ns
         configuration.clusterDomain = options.clusterDomain
-        let lines: [(String, String)] = [
-            ("proxyImage", configuration.proxyImage), ("proxyVersion", configuration.proxyVersion),
-            ("imagePullPolicy", configuration.imagePullPolicy),
-            ("proxyCPURequest", configuration.proxyCPURequest?.text ?? ""), ("proxyCPULimit", configuration.proxyCPULimit?.text ?? ""),
-            ("proxyMemoryRequest", configuration.proxyMemoryRequest?.text ?? ""),
-            ("proxyMemoryLimit", configuration.proxyMemoryLimit?.text ?? ""),
-            ("proxyLogLevel", configuration.proxyLogLevel.rawValue), ("proxyLogFormat", configuration.proxyLogFormat.rawValue),
-            ("nativeSidecar", configuration.nativeSidecar ? "true" : "false"), ("proxyAwait", configuration.proxyAwait ? "true" : "false"),
-            ("opaquePorts", configuration.opaquePorts.description),
-            ("detectTimeout", configuration.detectTimeout.description),
-            ("inboundConnectTimeout", configuration.inboundConnectTimeout.description),
-            ("outboundConnectTimeout", configuration.outboundConnectTimeout.description),
-            ("shutdownGracePeriod", configuration.shutdownGracePeriod.description),
-            ("proxyAdminShutdown", configuration.proxyAdminShutdown ? "true" : "false"),
-            ("controlPlaneNamespace", configuration.controlPlaneNamespace), ("clusterDomain", configuration.clusterDomain),
-        ] + (identity ? [("trustAnchorsFile", Self.trustAnchorsFile)] : [])
-        return lines.map { "\($0.0): \"\($0.1)\"" }.joined(separator: "\n") + "\n"
+        if identity { configuration.trustAnchorsFile = Self.trustAnchorsFile }
+        return try YAMLValue.stream([.map(configuration.settings.map { ($0.key, YAMLValue.string($0.value)) })])
     }
 
-    func configMap(identity: Bool) -> YAMLValue {
+    func configMap(identity: Bool) throws -> YAMLValue {
         ["apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(Self.configMapName),
-         "data": ["config.yaml": .string(configurationText(identity: identity))]]
+         "data": ["config.yaml": .string(try configurationText(identity: identity))]]
     }
 
     func secret(_ certificates: InstallCertificates) -> YAMLValue {

@@ -28,6 +28,9 @@ public indirect enum YAMLValue: Equatable, Sendable {
 
     public var node: Node {
         switch self {
+        case .string(let text) where text.hasSuffix("\n") && !text.contains(where: { $0 == "\t" || $0 == "\r" }):
+            // Files carried in a ConfigMap (configuration, PEM bundles) read as they are, as a block.
+            return Node(text, Tag(.str), .literal)
         case .string(let text):
             // Quote anything YAML would read as another type (true, 10, 1.0, null, ...).
             let plainSafe = (try? Yams.load(yaml: text) as? String) == text && !text.isEmpty

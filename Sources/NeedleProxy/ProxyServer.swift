@@ -90,11 +90,12 @@ public final class ProxyServer: Sendable {
         let accepting = identity == nil
         let inbound = try await bindForwarding(environment.inboundListenAddress, direction: .inbound, accepting: accepting)
         let outbound = try await bindForwarding(environment.outboundListenAddress, direction: .outbound, accepting: accepting)
+        let companions = await bindDualStackCompanions(accepting: accepting)
         state.withLockedValue { $0.ready = true }
         if let identity {
             let logger = self.logger
             identity.whenFirstCertified {
-                for listener in [inbound, outbound] {
+                for listener in [inbound, outbound] + companions {
                     listener.setOption(.autoRead, value: true).whenFailure { error in
                         logger.error("cannot start accepting", metadata: ["error": "\(error)"])
                     }
@@ -135,11 +136,33 @@ public final class ProxyServer: Sendable {
         logger.info("stopped")
     }
 
+    /// needle-init redirects a dual-stack pod's IPv6 too (to the pod's IPv6 address and to ::1), so the
+    /// default listeners get IPv6 twins on the same ports. A kernel without IPv6 has nothing to redirect:
+    /// then the twin is skipped, with a log line.
+    private func bindDualStackCompanions(accepting: Bool) async -> [any Channel] {
+        var bound: [any Channel] = []
+        for (address, direction) in [(environment.inboundListenAddress, Direction.inbound),
+                                      (environment.outboundListenAddress, Direction.outbound)] {
+            guard let companion = address.dualStackCompanion else { continue }
+            do {
+                bound.append(try await bindForwarding(companion, direction: direction, accepting: accepting))
+            } catch {
+                logger.info("no IPv6 listener", metadata: ["address": "\(companion)", "error": "\(error)"])
+            }
+        }
+        return bound
+    }
+
     private func bindForwarding(_ address: ListenAddress, direction: Direction, accepting: Bool) async throws -> any Channel {
         let setup = self.setup
         let logger = self.logger
         let connections = self.connections
-        return try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
+        if !address.ip.isIPv4 {
+            // An IPv6 listener takes IPv6 only, so it can share its port with the IPv4 one.
+            _ = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
+        }
+        return try await bootstrap
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

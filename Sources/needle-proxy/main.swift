@@ -23,21 +23,15 @@ do {
     exit(ProxyEnvironmentError.exitCode)
 }
 
-if arguments.first == "await" {
-    var timeout = ProxyDuration.seconds(120)
-    var rest = arguments.dropFirst()
-    while let flag = rest.popFirst() {
-        guard flag == "--timeout", let value = rest.popFirst(), let parsed = try? ProxyDuration(parsing: value) else {
-            TextOutput.errorLine("needle-proxy await: usage: needle-proxy await [--timeout DURATION]; \(ProxyDuration.acceptedFormat)")
-            exit(64)
-        }
-        timeout = parsed
-    }
-    exit(AwaitReady.run(adminAddress: environment.adminListenAddress, timeout: timeout))
-}
-if let unexpected = arguments.first {
-    TextOutput.errorLine("needle-proxy: unknown argument \"\(unexpected)\"; usage: needle-proxy [await [--timeout DURATION]]")
+let commandLine: ProxyCommandLine
+do {
+    commandLine = try ProxyCommandLine(parsing: arguments)
+} catch {
+    TextOutput.errorLine("needle-proxy: \(error)")
     exit(64)
+}
+if case .await(let timeout) = commandLine {
+    exit(AwaitReady.run(adminAddress: environment.adminListenAddress, timeout: timeout))
 }
 
 LoggingSystem.bootstrap { label in

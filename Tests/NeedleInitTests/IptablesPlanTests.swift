@@ -131,45 +131,41 @@ struct IptablesPlanTests {
     }
 }
 
-@Suite("needle-init arguments")
-struct InitArgumentsTests {
-    func parse(inbound: String = "4143", outbound: String = "4140", uid: String = "2102", ignoreIn: String = "4191",
-               ignoreOut: String = "", subnets: String = "", redirect: String = "", mode: String = "auto",
-               format: String = "plain") -> Result<InitArguments, InitArguments.Problems> {
-        InitArguments.parse(inboundProxyPort: inbound, outboundProxyPort: outbound, proxyUID: uid,
-                            inboundPortsToIgnore: ignoreIn, outboundPortsToIgnore: ignoreOut, subnetsToIgnore: subnets,
-                            portsToRedirect: redirect, iptablesMode: mode, logFormat: format, ipv6: false)
+@Suite("IPv6 families")
+struct FamilyChoiceTests {
+    static let dualStack = """
+        00000000000000000000000000000001 01 80 10 80       lo
+        fd000000000000000000000000000005 02 40 00 80     eth0
+        fe80000000000000a8c0fffffe000005 02 40 20 80     eth0
+        """
+    static let linkLocalOnly = """
+        00000000000000000000000000000001 01 80 10 80       lo
+        fe80000000000000a8c0fffffe000005 02 40 20 80     eth0
+        """
+
+    @Test("a routable IPv6 address means both families; link-local or loopback alone means IPv4 only")
+    func decide() {
+        #expect(FamilyChoice.decide(.on, ifInet6: Self.dualStack) == FamilyChoice(families: [false, true], ipv6Skipped: nil))
+        #expect(FamilyChoice.decide(.on, ifInet6: Self.linkLocalOnly).families == [false])
+        #expect(FamilyChoice.decide(.on, ifInet6: Self.linkLocalOnly).ipv6Skipped == "no IPv6 address on the pod network")
+        #expect(FamilyChoice.decide(.on, ifInet6: nil).ipv6Skipped == "the kernel has no IPv6")
+        #expect(FamilyChoice.decide(.off, ifInet6: Self.dualStack).families == [false])
     }
 
-    @Test("the defaults parse")
-    func defaults() throws {
-        let arguments = try parse().get()
-        #expect(arguments.options == RedirectOptions())
-        #expect(arguments.mode == .auto)
+    @Test("the kernel's list parses; malformed lines are skipped")
+    func parse() {
+        let addresses = PodIPv6Addresses(ifInet6: Self.dualStack + "\nnot a line\nzz000000000000000000000000000005 02 40 00 80 eth1\n")
+        #expect(addresses.entries.count == 3)
+        #expect(addresses.routable.map(PodIPv6Addresses.display) == ["fd00:0:0:0:0:0:0:5"])
     }
 
-    @Test("every bad argument is reported, one line each")
-    func allProblems() {
-        guard case .failure(let problems) = parse(inbound: "0", outbound: "70000", uid: "-1", ignoreIn: "1-2-3",
-                                                   ignoreOut: "x", subnets: "10.0.0.1/8", redirect: "99999",
-                                                   mode: "fast", format: "xml") else {
-            Issue.record("expected problems")
-            return
-        }
-        #expect(problems.lines.count == 9)
-        for flag in ["--inbound-proxy-port", "--outbound-proxy-port", "--proxy-uid", "--inbound-ports-to-ignore",
-                     "--outbound-ports-to-ignore", "--subnets-to-ignore", "--ports-to-redirect", "--iptables-mode", "--log-format"] {
-            #expect(problems.lines.contains { $0.hasPrefix(flag) }, "\(flag) not reported")
-        }
-    }
-
-    @Test("the two proxy ports must differ")
-    func samePorts() {
-        guard case .failure(let problems) = parse(inbound: "4143", outbound: "4143") else {
-            Issue.record("expected a problem")
-            return
-        }
-        #expect(problems.lines.count == 1)
+    @Test("each family's options come from the one command line")
+    func options() throws {
+        let commandLine = try InitCommandLine(parsing: ["--subnets-to-ignore", "10.0.0.0/8,fd00::/8", "--proxy-uid", "3000"])
+        let v6 = RedirectOptions(commandLine, ipv6: true)
+        #expect(v6.proxyUID == 3000 && v6.subnetsOfFamily.map(\.description) == ["fd00::/8"])
+        #expect(RedirectOptions(commandLine, ipv6: false).subnetsOfFamily.map(\.description) == ["10.0.0.0/8"])
+        #expect(RedirectOptions(InitCommandLine(), ipv6: false) == RedirectOptions())
     }
 }
 

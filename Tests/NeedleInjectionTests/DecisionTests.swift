@@ -308,3 +308,32 @@ struct DecisionTests {
         #expect(result.warnings.count == 1)
     }
 }
+
+@Suite("Injector configuration settings")
+struct InjectorConfigurationSettingsTests {
+    @Test("settings applied over the defaults give the same configuration back")
+    func roundTrip() throws {
+        var configuration = InjectorConfiguration()
+        try configuration.apply(["proxyCPULimit": "1", "proxyMemoryLimit": "", "ipv6": "false", "proxyAdminShutdown": "true",
+                                 "detectTimeout": "3s", "opaquePorts": "25,3306", "clusterDomain": "example.org",
+                                 "trustAnchorsFile": "roots.pem"])
+        var loaded = InjectorConfiguration()
+        try loaded.apply(Dictionary(uniqueKeysWithValues: configuration.settings.map { ($0.key, $0.value) }))
+        #expect(loaded == configuration)
+        #expect(!loaded.ipv6 && loaded.proxyMemoryLimit == nil)
+        #expect(Set(configuration.settings.map(\.key)) == Set(InjectorConfiguration.keys.map(\.key)))
+    }
+
+    @Test("the proxy defaults are the proxy's own")
+    func proxyDefaults() {
+        let configuration = InjectorConfiguration()
+        let proxy = ProxyEnvironment()
+        #expect(configuration.detectTimeout == proxy.detectTimeout)
+        #expect(configuration.inboundConnectTimeout == proxy.inboundConnectTimeout)
+        #expect(configuration.outboundConnectTimeout == proxy.outboundConnectTimeout)
+        #expect(configuration.shutdownGracePeriod == proxy.shutdownGracePeriod)
+        #expect(configuration.opaquePorts == proxy.opaquePorts)
+        #expect(configuration.proxyLogLevel == proxy.logLevel && configuration.proxyLogFormat == proxy.logFormat)
+        #expect(configuration.proxyAdminShutdown == proxy.shutdownEndpointEnabled)
+    }
+}

@@ -63,7 +63,8 @@ struct InstallTests {
             #expect(names.contains(expected), "\(expected)")
         }
         let config = all.first { $0["metadata"]?["name"]?.stringValue == InstallManifest.configMapName }?["data"]?["config.yaml"]?.stringValue ?? ""
-        #expect(config.contains("trustAnchorsFile: \"\(InstallManifest.trustAnchorsFile)\""))
+        let configSettings = try #require(try Yams.load(yaml: config) as? [String: String])
+        #expect(configSettings["trustAnchorsFile"] == InstallManifest.trustAnchorsFile)
         // Without a PKI identity stays off; with cert-manager's, the trust roots are the issuer Secret's ca.crt.
         #expect(!(try manifest.objects(certificates: nil)).contains { $0["metadata"]?["name"]?.stringValue == "needle-controller" })
         let managed = try manifest.objects(certificates: nil, identity: .certManager)

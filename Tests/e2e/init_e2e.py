@@ -70,7 +70,9 @@ def main():
         s.listen(ext, "0.0.0.0", 9090, "external")
         s.listen(ext, "0.0.0.0", 5432, "external-db")
         s.listen(pod, "::", 4143, "inbound-proxy-v6")
+        s.listen(pod, "::1", 4140, "outbound-proxy-v6")
         s.listen(pod, "::", 8080, "app-v6")
+        s.listen(ext, "::", 9090, "external-v6")
 
         original = s.save()
         check("before needle-init, a client reaches the app directly", s.connect(client, PodNetwork.POD_CLIENT_V4, 8080).startswith("app "))
@@ -79,9 +81,10 @@ def main():
                 "--inbound-ports-to-ignore", "4191,9999", "--outbound-ports-to-ignore", "5432"]
 
         dry = s.needle_init(*base, "--dry-run")
-        check("(h) --dry-run prints the restore input and exits 0",
-              dry.returncode == 0 and dry.stdout.startswith("*nat") and "-A NEEDLE_INBOUND" in dry.stdout, dry.stdout + dry.stderr)
-        check("(h) --dry-run changes nothing", s.save() == original)
+        check("(h) --dry-run prints the restore input of both families and exits 0",
+              dry.returncode == 0 and "*nat" in dry.stdout and "-A NEEDLE_INBOUND" in dry.stdout
+              and "(IPv4)" in dry.stdout and "(IPv6)" in dry.stdout, dry.stdout + dry.stderr)
+        check("(h) --dry-run changes nothing", s.save() == original and "NEEDLE" not in s.save("nft", v6=True))
 
         bad = s.needle_init("--inbound-proxy-port", "0", "--subnets-to-ignore", "10.0.0.1/8", "--proxy-uid", "x")
         check("bad arguments exit 64 with one line per problem",
@@ -93,6 +96,16 @@ def main():
         check("needle-init applies the rules and exits 0", applied.returncode == 0, applied.stderr)
         check("the log names the backend and the rules applied", "backend=iptables-nft" in applied.stderr and "NEEDLE_OUTBOUND" in applied.stderr,
               applied.stderr)
+        check("dual-stack: one run applies the IPv4 and the IPv6 plan", "backend=ip6tables-nft" in applied.stderr
+              and "NEEDLE_INBOUND" in s.save("nft", v6=True), applied.stderr)
+        reply = s.connect(client, PodNetwork.POD_CLIENT_V6, 8080)
+        check("dual-stack: IPv6 inbound lands on the inbound proxy port with the original destination",
+              reply.startswith("inbound-proxy-v6 ") and f"orig=[{PodNetwork.POD_CLIENT_V6}]:8080" in reply, reply)
+        reply = s.connect(pod, PodNetwork.EXTERNAL_V6, 9090, uid=APP_UID)
+        check("dual-stack: IPv6 outbound from an app uid lands on [::1]:4140 with the original destination",
+              reply.startswith("outbound-proxy-v6 ") and f"orig=[{PodNetwork.EXTERNAL_V6}]:9090" in reply, reply)
+        reply = s.connect(pod, PodNetwork.EXTERNAL_V6, 9090, uid=PROXY_UID)
+        check("dual-stack: the proxy uid's IPv6 connection is not redirected", reply.startswith("external-v6 "), reply)
 
         reply = s.connect(client, PodNetwork.POD_CLIENT_V4, 8080)
         check("(a) a client's connection to the pod IP lands on the inbound proxy port with the original destination",
@@ -141,13 +154,34 @@ def main():
         s.needle_init("--cleanup", "--iptables-mode", "legacy")
         check("legacy cleanup removes the legacy rules", "NEEDLE" not in s.save("legacy"))
 
-        v6 = s.needle_init(*base, "--ipv6")
-        reply = s.connect(client, PodNetwork.POD_CLIENT_V6, 8080)
-        check("--ipv6 redirects IPv6 inbound traffic with the original destination",
-              v6.returncode == 0 and reply.startswith("inbound-proxy-v6 ") and f"orig=[{PodNetwork.POD_CLIENT_V6}]:8080" in reply,
-              v6.stderr + reply)
-        s.needle_init("--cleanup", "--ipv6")
-        check("IPv6 cleanup removes the ip6tables rules", "NEEDLE" not in s.save("nft", v6=True))
+        cleaned = s.needle_init("--cleanup")
+        check("--cleanup removes the ip6tables rules too", cleaned.returncode == 0 and "NEEDLE" not in s.save("nft", v6=True),
+              cleaned.stderr)
+        v4_only = s.needle_init(*base, "--ipv6", "off")
+        check("--ipv6 off applies IPv4 only and says so", v4_only.returncode == 0 and "NEEDLE" not in s.save("nft", v6=True)
+              and "NEEDLE_INBOUND" in s.save() and "IPv6 traffic is not redirected" in v4_only.stderr, v4_only.stderr)
+        s.needle_init("--cleanup")
+
+        # ip6tables unusable on a pod with IPv6 addresses: only the IPv4 tools on PATH.
+        v4_tools = os.path.join(net.scratch, "v4-tools")
+        os.makedirs(v4_tools, exist_ok=True)
+        for tool in ("iptables-nft-save", "iptables-nft-restore", "iptables-legacy-save", "iptables-legacy-restore"):
+            path = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+            if path and not os.path.exists(os.path.join(v4_tools, tool)):
+                os.symlink(path, os.path.join(v4_tools, tool))
+        before = s.save()
+        no_ip6 = subprocess.run(["ip", "netns", "exec", pod, "env", f"PATH={v4_tools}", s.init, *base],
+                                capture_output=True, text=True, timeout=30)
+        check("IPv6 addresses but no usable ip6tables: needle-init fails, says why and changes nothing",
+              no_ip6.returncode != 0 and "ip6tables is unusable" in no_ip6.stderr and s.save() == before,
+              no_ip6.stderr)
+
+        # A network namespace with loopback only: no IPv6 on the pod network, IPv4 rules only.
+        lone = subprocess.run(["unshare", "--net", "sh", "-c", f"ip link set lo up && {s.init} " + " ".join(base)
+                               + " && ip6tables-nft-save -t nat"], capture_output=True, text=True, timeout=30)
+        check("a pod network without IPv6 gets IPv4 rules only, and the log says so",
+              lone.returncode == 0 and "no IPv6 address on the pod network" in lone.stderr and "NEEDLE" not in lone.stdout,
+              lone.stdout + lone.stderr)
 
         failing = subprocess.run(["ip", "netns", "exec", pod, "env", "PATH=/nonexistent", s.init, *base],
                                  capture_output=True, text=True, timeout=30)

@@ -76,6 +76,9 @@ def main():
         net.spawn(net.pod, [py, tools["banner_tcp.py"], "--port", "5000", "--name", "pod-banner"], ready_line="ready")
         net.spawn(net.pod, [py, tools["banner_tcp.py"], "--port", "6379", "--name", "pod-redis"], ready_line="ready")
         net.spawn(net.external, [py, tools["http_app.py"], "--port", "9090", "--name", "external"], ready_line="ready")
+        net.spawn(net.pod, [py, tools["http_app.py"], "--bind", "::", "--port", "8082", "--name", "app-v6"], ready_line="ready")
+        net.spawn(net.external, [py, tools["http_app.py"], "--bind", "::", "--port", "9095", "--name", "external-v6"],
+                  ready_line="ready")
 
         bad = net.run(net.pod, ["env", "-i", "NEEDLE_PROXY_DETECT_TIMEOUT=soon", "NEEDLE_PROXY_WORKERS=0",
                                 "NEEDLE_PROXY_INBOUND_LISTEN_ADDR=nowhere", pod.proxy_binary], uid=2102)
@@ -85,11 +88,11 @@ def main():
         applied = net.run(net.pod, [pod.init, "--proxy-uid", "2102", "--inbound-ports-to-ignore", "4191"])
         check("needle-init applied", applied.returncode == 0, applied.stderr)
         waited = pod.start_proxy({
-            "NEEDLE_PROXY_INBOUND_IPS": f"{POD},{PodNetwork.POD_EXTERNAL_V4}",
+            "NEEDLE_PROXY_INBOUND_IPS": f"{POD},{PodNetwork.POD_EXTERNAL_V4},{PodNetwork.POD_CLIENT_V6}",
             "NEEDLE_PROXY_DETECT_TIMEOUT": "1s",
             "NEEDLE_PROXY_SHUTDOWN_GRACE_PERIOD": "10s",
             "NEEDLE_PROXY_SHUTDOWN_ENDPOINT_ENABLED": "true",
-            "NEEDLE_PROXY_INBOUND_PORTS": "8080,8081,5000,6379",
+            "NEEDLE_PROXY_INBOUND_PORTS": "8080,8081,8082,5000,6379",
             "NEEDLE_POD_NAME": "e2e", "NEEDLE_POD_NAMESPACE": "default",
         })
         check("needle-proxy await exits 0 once the proxy is ready", waited.returncode == 0, waited.stderr)
@@ -204,6 +207,16 @@ print(line.decode().strip(), got == b"ping\\n" * 1000)
         out = pod.curl(net.pod, "-D", "-", f"http://{EXT}:9090/hello", uid=APP_UID)
         check("outbound HTTP/1.1 from the app goes through the proxy to the external service",
               "hello from external" in out.stdout, out.stdout + out.stderr)
+        # Dual-stack: needle-init redirected IPv6 too, and the proxy listens on [::]:4143 and [::1]:4140.
+        v6_pod, v6_ext = PodNetwork.POD_CLIENT_V6, PodNetwork.EXTERNAL_V6
+        out = pod.curl(net.client, "-g", f"http://[{v6_pod}]:8082/hello")
+        inbound_v6 = pod.metric(pod.metrics(), "request_total", direction="inbound", target_addr=f"[{v6_pod}]:8082")
+        check("dual-stack: IPv6 inbound HTTP reaches the app through the proxy", "hello from app-v6" in out.stdout
+              and inbound_v6 >= 1, out.stdout + out.stderr)
+        out = pod.curl(net.pod, "-g", f"http://[{v6_ext}]:9095/hello", uid=APP_UID)
+        outbound_v6 = pod.metric(pod.metrics(), "request_total", direction="outbound", target_addr=f"[{v6_ext}]:9095")
+        check("dual-stack: IPv6 outbound HTTP from the app goes through the proxy", "hello from external-v6" in out.stdout
+              and outbound_v6 >= 1, out.stdout + out.stderr)
         out = pod.curl(net.pod, "-o", "/dev/null", "-w", "%{http_code}", f"http://{EXT}:9099/closed", uid=APP_UID)
         check("outbound to a refused port is 502", out.stdout == "502", out.stdout + out.stderr)
         start = time.time()

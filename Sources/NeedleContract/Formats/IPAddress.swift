@@ -113,6 +113,16 @@ public struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
+    /// Where the proxy also listens so dual-stack pods' redirected IPv6 reaches it: the IPv6 wildcard beside
+    /// the IPv4 one, IPv6 loopback beside IPv4 loopback. nil for any other address, which an operator chose.
+    public var dualStackCompanion: ListenAddress? {
+        switch ip {
+        case .v4(0): ListenAddress(ip: .v6(high: 0, low: 0), port: port)
+        case .v4(0x7F00_0001): ListenAddress(ip: .v6(high: 0, low: 1), port: port)
+        default: nil
+        }
+    }
+
     public init(parsing text: String) throws(FormatError) {
         let hostPart: Substring
         let portPart: Substring

@@ -11,16 +11,19 @@ public struct InjectorConfiguration: Equatable, Sendable {
     public var proxyCPULimit: ResourceQuantity? = nil
     public var proxyMemoryRequest: ResourceQuantity? = ResourceQuantity(unchecked: "20Mi")
     public var proxyMemoryLimit: ResourceQuantity? = ResourceQuantity(unchecked: "128Mi")
-    public var proxyLogLevel = LogLevel.info
-    public var proxyLogFormat = LogFormat.plain
+    // The proxy's own defaults, not a second copy: an unset setting injects what the proxy would assume.
+    public var proxyLogLevel = Self.proxyDefaults.logLevel
+    public var proxyLogFormat = Self.proxyDefaults.logFormat
     public var nativeSidecar = true
     public var proxyAwait = true
-    public var opaquePorts = Mesh.defaultOpaquePorts
-    public var detectTimeout = ProxyDuration.seconds(10)
-    public var inboundConnectTimeout = ProxyDuration.milliseconds(100)
-    public var outboundConnectTimeout = ProxyDuration.seconds(1)
-    public var shutdownGracePeriod = ProxyDuration.seconds(30)
-    public var proxyAdminShutdown = false
+    public var opaquePorts = Self.proxyDefaults.opaquePorts
+    public var detectTimeout = Self.proxyDefaults.detectTimeout
+    public var inboundConnectTimeout = Self.proxyDefaults.inboundConnectTimeout
+    public var outboundConnectTimeout = Self.proxyDefaults.outboundConnectTimeout
+    public var shutdownGracePeriod = Self.proxyDefaults.shutdownGracePeriod
+    public var proxyAdminShutdown = Self.proxyDefaults.shutdownEndpointEnabled
+    /// needle-init redirects IPv6 too, where the pod has an IPv6 address (dual-stack clusters).
+    public var ipv6 = InitCommandLine().ipv6 == .on
     public var controlPlaneNamespace = Mesh.controlPlaneNamespace
     public var clusterDomain = Mesh.defaultClusterDomain
     /// Where the trust anchors are (DESIGN §7); nil or empty: identity off, proxies run plaintext.
@@ -29,6 +32,8 @@ public struct InjectorConfiguration: Equatable, Sendable {
     public var trustAnchorsPEM: String? = nil
 
     public init() {}
+
+    private static let proxyDefaults = ProxyEnvironment()
 
     /// What injected proxies get to obtain an identity, or nil when no trust anchors are configured. The
     /// trust domain is the cluster domain; the controller is reached by its Service in the control-plane
@@ -68,10 +73,31 @@ public struct InjectorConfiguration: Equatable, Sendable {
         ("opaquePorts", PortSet.acceptedFormat),
         ("detectTimeout", ProxyDuration.acceptedFormat), ("inboundConnectTimeout", ProxyDuration.acceptedFormat),
         ("outboundConnectTimeout", ProxyDuration.acceptedFormat), ("shutdownGracePeriod", ProxyDuration.acceptedFormat),
-        ("proxyAdminShutdown", "true or false"),
+        ("proxyAdminShutdown", "true or false"), ("ipv6", "true or false"),
         ("controlPlaneNamespace", "a namespace name"), ("clusterDomain", "a DNS domain like cluster.local"),
         ("trustAnchorsFile", "the path of a PEM bundle of trust anchors (relative to the configuration file), or empty for identity off"),
     ]
+
+    /// Every key with its value as a configuration file spells it: `apply(settings)` of the result gives
+    /// this configuration back (the trust anchors file is named, not its contents).
+    public var settings: [(key: String, value: String)] {
+        func bool(_ value: Bool) -> String { value ? "true" : "false" }
+        var settings: [(key: String, value: String)] = [
+            ("proxyImage", proxyImage), ("proxyVersion", proxyVersion), ("imagePullPolicy", imagePullPolicy),
+            ("proxyCPURequest", proxyCPURequest?.text ?? ""), ("proxyCPULimit", proxyCPULimit?.text ?? ""),
+            ("proxyMemoryRequest", proxyMemoryRequest?.text ?? ""), ("proxyMemoryLimit", proxyMemoryLimit?.text ?? ""),
+            ("proxyLogLevel", proxyLogLevel.rawValue), ("proxyLogFormat", proxyLogFormat.rawValue),
+            ("nativeSidecar", bool(nativeSidecar)), ("proxyAwait", bool(proxyAwait)),
+            ("opaquePorts", opaquePorts.description),
+            ("detectTimeout", detectTimeout.description), ("inboundConnectTimeout", inboundConnectTimeout.description),
+            ("outboundConnectTimeout", outboundConnectTimeout.description),
+            ("shutdownGracePeriod", shutdownGracePeriod.description),
+            ("proxyAdminShutdown", bool(proxyAdminShutdown)), ("ipv6", bool(ipv6)),
+            ("controlPlaneNamespace", controlPlaneNamespace), ("clusterDomain", clusterDomain),
+        ]
+        if let trustAnchorsFile { settings.append(("trustAnchorsFile", trustAnchorsFile)) }
+        return settings
+    }
 
     /// Applies `key: value` settings over the current values. Every bad or unknown key is reported at once.
     public mutating func apply(_ settings: [String: String]) throws(ConfigurationError) {
@@ -118,6 +144,7 @@ public struct InjectorConfiguration: Equatable, Sendable {
         case "outboundConnectTimeout": outboundConnectTimeout = try ProxyDuration(parsing: value)
         case "shutdownGracePeriod": shutdownGracePeriod = try ProxyDuration(parsing: value)
         case "proxyAdminShutdown": proxyAdminShutdown = try parseBool(value)
+        case "ipv6": ipv6 = try parseBool(value)
         case "controlPlaneNamespace":
             guard DNSName.isLabel(value) else { throw FormatError(value: value, expected: "a namespace name: " + DNSName.labelFormat) }
             controlPlaneNamespace = value

@@ -76,32 +76,28 @@ struct SidecarSpec {
             container["startupProbe"] = Self.adminProbe(path: "/ready", period: 1, failureThreshold: 120)
         } else if settings.proxyAwait {
             // Classic mode: the kubelet starts the next container only after postStart returns.
-            container["lifecycle"] = ["postStart": ["exec": ["command": [.string(Mesh.proxyBinary), "await", "--timeout", "120s"]]]]
+            container["lifecycle"] = ["postStart": ["exec": ["command": .array(awaitCommand)]]]
         }
         return .object(container)
     }
 
+    /// Classic mode's postStart hook: `needle-proxy await --timeout 120s`.
+    private var awaitCommand: [JSONValue] {
+        ([Mesh.proxyBinary] + ProxyCommandLine.await(timeout: ProxyCommandLine.defaultAwaitTimeout).rendered()).map(JSONValue.string)
+    }
+
     var initContainer: JSONValue {
-        var arguments: [String] = [
-            "--inbound-proxy-port", "\(Mesh.inboundProxyPort)",
-            "--outbound-proxy-port", "\(Mesh.outboundProxyPort)",
-            "--proxy-uid", "\(Mesh.proxyUID)",
-        ]
-        var inboundIgnored: PortSet = [Mesh.adminPort]
-        inboundIgnored.formUnion(settings.skipInboundPorts)
-        arguments += ["--inbound-ports-to-ignore", inboundIgnored.description]
-        if !settings.skipOutboundPorts.isEmpty {
-            arguments += ["--outbound-ports-to-ignore", settings.skipOutboundPorts.description]
-        }
-        if !settings.skipSubnets.isEmpty {
-            arguments += ["--subnets-to-ignore", settings.skipSubnets.map(\.description).joined(separator: ",")]
-        }
+        var commandLine = InitCommandLine()
+        commandLine.inboundPortsToIgnore.formUnion(settings.skipInboundPorts)
+        commandLine.outboundPortsToIgnore = settings.skipOutboundPorts
+        commandLine.subnetsToIgnore = settings.skipSubnets
+        commandLine.ipv6 = configuration.ipv6 ? .on : .off
         var container: [String: JSONValue] = [
             "name": .string(Mesh.initContainerName),
             "image": .string(settings.image),
             "imagePullPolicy": .string(configuration.imagePullPolicy),
             "command": [.string(Mesh.initBinary)],
-            "args": .array(arguments.map(JSONValue.string)),
+            "args": .array(commandLine.rendered().map(JSONValue.string)),
             // Root with only the two capabilities iptables needs; everything else dropped.
             "securityContext": [
                 "runAsUser": 0,

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import NeedleContract
 
 /// process_* metrics from /proc, read at scrape time (no Foundation).
 struct ProcessMetrics {

@@ -108,6 +108,8 @@ def main():
     # A real server's backlog, not http.server's 5: under a burst of new connections dropped SYNs would
     # wait out a 1 s retransmit, past the proxy's 100 ms inbound connect timeout.
     ThreadingHTTPServer.request_queue_size = 128
+    if ":" in args.bind:
+        ThreadingHTTPServer.address_family = socket.AF_INET6
     server = ThreadingHTTPServer((args.bind, args.port), App)
     server.daemon_threads = True
     server.name = args.name

@@ -4,10 +4,10 @@ import Glibc
 import Musl
 #endif
 
-/// Small local files (/proc, the projected token) read without Foundation.
-enum LocalFile {
+/// Small local files (/proc, the projected token) read without Foundation, by the proxy and needle-init.
+public enum LocalFile {
     /// The file's text, at most `limit` bytes of it; nil if it cannot be opened.
-    static func read(_ path: String, limit: Int = 1 << 20) -> String? {
+    public static func read(_ path: String, limit: Int = 1 << 20) -> String? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
@@ -21,4 +21,8 @@ enum LocalFile {
         return String(decoding: bytes.prefix(limit), as: UTF8.self)
     }
 
+    /// The pod's IPv6 addresses as the kernel lists them; nil when the kernel has no IPv6.
+    public static func ifInet6() -> String? {
+        read("/proc/net/if_inet6", limit: 256 * 1024)
+    }
 }
