@@ -7,14 +7,21 @@ implementation (`jsonpatch`), the resulting pod is validated against the Kuberne
 (`kubernetes_validate`, strict) and compared with the golden pod, and the patched pod is reviewed a
 second time to prove that injection is idempotent.
 
+With `--evanphx BINARY` (Tests/conformance/evanphx_apply, built from evanphx/json-patch's v4 API, which
+the Kubernetes API server applies webhook patches with) every patch is also applied by that binary to
+the same pod; an error there, or a result that differs from `jsonpatch`'s as parsed JSON, fails the
+fixture.
+
 Usage:
     python3 Tests/conformance/check_fixtures.py --needle .build/debug/needle \
-        --fixtures Tests/NeedleWebhookTests/Fixtures [--only NAME]
+        --fixtures Tests/NeedleWebhookTests/Fixtures [--evanphx BINARY] [--only NAME]
 
 Output: one `PASS name` or `FAIL name: why` line per fixture, then
 `conformance: N passed, M failed`. Exit status 1 when anything failed, 2 on a usage error.
 
-Dependencies: Python 3.11 standard library, jsonpatch, kubernetes_validate, PyYAML.
+Dependencies: Python 3.11 standard library, jsonpatch, kubernetes_validate, PyYAML; for --evanphx, the
+binary (GO111MODULE=off GOPATH=/usr/share/gocode go build -o BINARY Tests/conformance/evanphx_apply/main.go
+with Debian's golang-github-evanphx-json-patch-dev).
 """
 from __future__ import annotations
 
@@ -151,8 +158,9 @@ def by_name(items: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ runner
 
 class Conformance:
-    def __init__(self, needle: str, fixtures: Path) -> None:
+    def __init__(self, needle: str, fixtures: Path, evanphx: str | None = None) -> None:
         self.needle = needle
+        self.evanphx = evanphx
         self.fixtures = fixtures
         self.namespaces = fixtures / "namespaces.yaml"
         self.golden_dir = fixtures / "golden"
@@ -258,6 +266,8 @@ class Conformance:
             if not isinstance(obj, dict):
                 raise Failure("patch returned for a request without an object")
             patched = self.apply(obj, ops)
+            if self.evanphx:
+                self.check_evanphx(obj, base64.b64decode(response["patch"]), patched, problems)
             self.check_patched(obj, patched, problems)
             golden = self.golden_pod(name)
             if golden is None:
@@ -325,6 +335,34 @@ class Conformance:
             return jsonpatch.apply_patch(copy.deepcopy(pod), ops, in_place=False)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
             raise Failure(f"patch does not apply (RFC 6902): {e}") from None
+
+    def check_evanphx(self, pod: dict[str, Any], raw_patch: bytes, patched: dict[str, Any], problems: list[str]) -> None:
+        """Applies the patch's own bytes to the pod with evanphx/json-patch v4 (DecodePatch, then Apply, as the
+        API server does) and compares the result with jsonpatch's."""
+        with tempfile.TemporaryDirectory(prefix="needle-evanphx-") as work:
+            pod_path, patch_path = os.path.join(work, "pod.json"), os.path.join(work, "patch.json")
+            with open(pod_path, "w", encoding="utf-8") as f:
+                json.dump(pod, f)
+            with open(patch_path, "wb") as f:
+                f.write(raw_patch)
+            try:
+                proc = subprocess.run([self.evanphx, pod_path, patch_path], capture_output=True, text=True,
+                                      timeout=TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                problems.append(f"cannot run evanphx/json-patch ({self.evanphx}): {e}")
+                return
+        if proc.returncode != 0:
+            problems.append(f"evanphx/json-patch v4 rejects the patch (exit {proc.returncode}): "
+                            f"{one_line(proc.stderr or proc.stdout, 300)}")
+            return
+        try:
+            theirs = json.loads(proc.stdout)
+        except json.JSONDecodeError as e:
+            problems.append(f"evanphx/json-patch printed no JSON ({e}): {one_line(proc.stdout, 200)}")
+            return
+        diff = first_difference(patched, theirs)
+        if diff:
+            problems.append(f"evanphx/json-patch v4 and jsonpatch disagree (expected is jsonpatch's) at {diff}")
 
     @staticmethod
     def check_patched(original: dict[str, Any], patched: dict[str, Any], problems: list[str]) -> None:
@@ -397,6 +435,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--needle", required=True, help="path to the `needle` CLI binary")
     parser.add_argument("--fixtures", required=True, type=Path,
                         help="fixture directory (reviews/, golden/, namespaces.yaml, expectations.json)")
+    parser.add_argument("--evanphx", metavar="BINARY",
+                        help="also apply every patch with this evanphx/json-patch v4 helper and compare "
+                             "(Tests/conformance/evanphx_apply)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="check only this fixture (file name without .json); may be repeated")
     args = parser.parse_args(argv)
@@ -407,6 +448,12 @@ def main(argv: list[str]) -> int:
     if not (os.path.isfile(needle) and os.access(needle, os.X_OK)):
         print(f"check_fixtures: {args.needle} is not an executable file", file=sys.stderr)
         return 2
+    evanphx = None
+    if args.evanphx is not None:
+        evanphx = os.path.abspath(args.evanphx)
+        if not (os.path.isfile(evanphx) and os.access(evanphx, os.X_OK)):
+            print(f"check_fixtures: --evanphx {args.evanphx} is not an executable file", file=sys.stderr)
+            return 2
     reviews_dir = args.fixtures / "reviews"
     for required in (reviews_dir, args.fixtures / "namespaces.yaml", args.fixtures / "expectations.json"):
         if not required.exists():
@@ -414,7 +461,7 @@ def main(argv: list[str]) -> int:
             return 2
 
     try:
-        runner = Conformance(os.path.abspath(needle), args.fixtures)
+        runner = Conformance(os.path.abspath(needle), args.fixtures, evanphx)
     except (OSError, json.JSONDecodeError) as e:
         print(f"check_fixtures: cannot read expectations.json: {e}", file=sys.stderr)
         return 2
