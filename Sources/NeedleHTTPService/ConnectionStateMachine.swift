@@ -12,6 +12,8 @@ struct ConnectionStateMachine {
         case rejected
         /// The service answers; no deadline (the service bounds its own work).
         case responding(keepAlive: Bool)
+        /// The last reply is being written; the connection closes once it is out.
+        case finishing
         case closed
     }
 
@@ -72,13 +74,22 @@ struct ConnectionStateMachine {
         return [.cancelTimer, .respond(keepAlive: keepAlive)]
     }
 
-    /// The reply was written. Keep-alive connections wait for the next head under a fresh deadline.
-    mutating func replySent() -> Action {
+    /// The reply is about to be written. A keep-alive connection waits for the next head from now on, under
+    /// a fresh deadline: a pipelined request already in the buffer arrives while the reply is written, and
+    /// must find the connection ready for it.
+    mutating func replyWriting() -> Action {
         guard case .responding(let keepAlive) = phase else { return .none }
         if keepAlive && !shuttingDown {
             phase = .awaitingHead
             return .startTimer(.header)
         }
+        phase = .finishing
+        return .none
+    }
+
+    /// The reply was written: a connection that is not kept alive closes now.
+    mutating func replySent() -> Action {
+        guard phase == .finishing else { return .none }
         phase = .closed
         return .close
     }
@@ -110,7 +121,7 @@ struct ConnectionStateMachine {
         case .responding:
             phase = .responding(keepAlive: false)
             return .none
-        case .rejected, .closed:
+        case .rejected, .finishing, .closed:
             return .none
         }
     }

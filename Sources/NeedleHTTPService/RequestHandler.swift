@@ -127,6 +127,9 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 guard context.channel.isActive else { return }
                 switch reply {
                 case .whole(let reply):
+                    // Ready for the next head before writing: NIO's pipelining helper hands over a request
+                    // that was waiting as soon as this reply's end is written.
+                    handler.perform(handler.state.replyWriting(), context: context)
                     handler.write(reply, keepAlive: keepAlive, context: context).assumeIsolated().whenComplete { _ in
                         handler.perform(handler.state.replySent(), context: context)
                     }

@@ -21,9 +21,12 @@ public struct Injector: Sendable {
         case done(InjectionResult)
         /// The decision depends on the namespace's annotations: look them up and call again with them.
         case needsNamespace(String)
+        /// A pod no patch could apply to (`PodView.shapeProblem`): answered with 400.
+        case malformed(String)
     }
 
     public func evaluate(_ subject: AdmissionSubject, namespace: NamespaceMetadata?) -> Evaluation {
+        if let problem = subject.pod?.shapeProblem { return .malformed("the pod cannot be patched: \(problem)") }
         switch InjectionPolicy.evaluate(subject, namespace: namespace) {
         case .needsNamespace:
             return .needsNamespace(effectiveNamespace(subject))

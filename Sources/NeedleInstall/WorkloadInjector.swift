@@ -86,8 +86,11 @@ public struct WorkloadInjector {
             let pod = try Self.jsonValue(newTemplate)
             let subject = AdmissionSubject(kindGroup: "", kind: "Pod", subResource: "", operation: "CREATE",
                                            namespace: namespace, object: pod)
-            guard case .done(let result) = injector.evaluate(subject, namespace: NamespaceMetadata(name: namespace)) else {
-                throw Failure(description: "\(label): the decision needed a namespace")
+            let result: InjectionResult
+            switch injector.evaluate(subject, namespace: NamespaceMetadata(name: namespace)) {
+            case .done(let done): result = done
+            case .malformed(let problem): throw Failure(description: "\(label): \(problem)")
+            case .needsNamespace: throw Failure(description: "\(label): the decision needed a namespace")
             }
             guard result.decision.outcome == Outcome.injected else {
                 report.append("\(label): skipped (\(result.decision.reason.rawValue))")

@@ -21,8 +21,20 @@ struct ConnectionStateMachineTests {
         #expect(state.receivedHead(rejection: nil, keepAlive: true) == [.cancelTimer, .startTimer(.body)])
         #expect(state.receivedBody(bytes: 10) == .bufferBody)
         #expect(state.receivedEnd() == [.cancelTimer, .respond(keepAlive: true)])
-        #expect(state.replySent() == .startTimer(.header))
+        #expect(state.replyWriting() == .startTimer(.header))
         #expect(state.phase == .awaitingHead)
+        #expect(state.replySent() == .none)
+    }
+
+    @Test("a pipelined head that arrives while the reply is written is taken, not dropped")
+    func pipelined() {
+        var state = machine()
+        _ = state.receivedHead(rejection: nil, keepAlive: true)
+        _ = state.receivedEnd()
+        #expect(state.replyWriting() == .startTimer(.header))
+        #expect(state.receivedHead(rejection: nil, keepAlive: true) == [.cancelTimer, .startTimer(.body)])
+        #expect(state.replySent() == .none, "the first reply's completion does not disturb the second request")
+        #expect(state.receivedEnd() == [.cancelTimer, .respond(keepAlive: true)])
     }
 
     @Test("a connection without keep-alive closes after the reply")
@@ -30,6 +42,8 @@ struct ConnectionStateMachineTests {
         var state = machine()
         _ = state.receivedHead(rejection: nil, keepAlive: false)
         _ = state.receivedEnd()
+        #expect(state.replyWriting() == .none)
+        #expect(state.receivedHead(rejection: nil, keepAlive: true) == [], "no request after a closing reply")
         #expect(state.replySent() == .close)
     }
 
@@ -75,6 +89,7 @@ struct ConnectionStateMachineTests {
         #expect(busy.shutdownRequested() == .none)
         #expect(busy.receivedBody(bytes: 2) == .bufferBody)
         #expect(busy.receivedEnd() == [.cancelTimer, .respond(keepAlive: false)])
+        #expect(busy.replyWriting() == .none)
         #expect(busy.replySent() == .close)
     }
 }

@@ -337,3 +337,57 @@ struct InjectorConfigurationSettingsTests {
         #expect(configuration.proxyAdminShutdown == proxy.shutdownEndpointEnabled)
     }
 }
+
+@Suite("Pods the patch cannot apply to")
+struct PodShapeTests {
+    typealias F = DecisionFixtures
+    static let classic: JSONValue = .string("false")
+
+    func evaluate(_ pod: JSONValue) -> Injector.Evaluation {
+        Injector().evaluate(F.subject(pod), namespace: F.enabledNamespace)
+    }
+
+    func pod(spec: JSONValue?) -> JSONValue {
+        var object: [String: JSONValue] = ["metadata": ["name": "web-1", "annotations": ["config.needle.dev/native-sidecar": Self.classic]]]
+        if let spec { object["spec"] = spec }
+        return .object(object)
+    }
+
+    @Test("a spec that is not an object, or a list or map of the wrong type, is malformed", arguments: [
+        (JSONValue?.none, "spec must be an object"), (.some(.null), "spec must be an object"), (.some("text"), "spec must be an object"),
+        (.some([1]), "spec must be an object"), (.some(["containers": ["name": "app"]]), "spec.containers must be a list"),
+        (.some(["containers": [], "volumes": "x"]), "spec.volumes must be a list"),
+        (.some(["containers": [], "initContainers": 3]), "spec.initContainers must be a list"),
+    ])
+    func malformed(spec: JSONValue?, problem: String) {
+        guard case .malformed(let text) = evaluate(pod(spec: spec)) else {
+            Issue.record("not malformed")
+            return
+        }
+        #expect(text.contains(problem), "\(text)")
+    }
+
+    @Test("wrong-typed metadata maps are malformed")
+    func metadata() {
+        for metadata: JSONValue in [["annotations": [1]], ["labels": "x"], 7] {
+            let pod: JSONValue = ["metadata": metadata, "spec": ["containers": []]]
+            guard case .malformed = evaluate(pod) else {
+                Issue.record("\(metadata) not malformed")
+                continue
+            }
+        }
+    }
+
+    @Test("classic mode creates a missing or null containers list whole")
+    func classicContainers() throws {
+        for spec: JSONValue in [[:], ["containers": nil]] {
+            guard case .done(let result) = evaluate(pod(spec: spec)) else {
+                Issue.record("\(spec) not decided")
+                continue
+            }
+            let containers = result.patch.filter { $0.path.hasPrefix("/spec/containers") }
+            #expect(containers.map(\.path) == ["/spec/containers"])
+            #expect(containers.first?.value.arrayValue?.first?["name"] == "needle-proxy")
+        }
+    }
+}

@@ -48,6 +48,7 @@ public struct PodView: Sendable {
     public let hasLabels: Bool
     public let hasVolumes: Bool
     public let hasInitContainers: Bool
+    public let hasContainers: Bool
 
     public init(_ json: JSONValue) {
         self.json = json
@@ -67,6 +68,28 @@ public struct PodView: Sendable {
         hasLabels = metadata?["labels"]?.objectValue != nil
         hasVolumes = spec?["volumes"]?.arrayValue != nil
         hasInitContainers = spec?["initContainers"]?.arrayValue != nil
+        hasContainers = spec?["containers"]?.arrayValue != nil
+    }
+
+    /// Why no patch could apply to this object, if so: the patch adds into `metadata`, its annotations and
+    /// labels, and the `spec` lists, so each must be of its type, or missing or null (then created whole).
+    /// The API server only sends well-formed pods; this answers anyone else with a clear 400.
+    public var shapeProblem: String? {
+        func wrong(_ value: JSONValue?, expected: (JSONValue) -> Bool) -> Bool {
+            guard let value, !value.isNull else { return false }
+            return !expected(value)
+        }
+        let isObject: (JSONValue) -> Bool = { $0.objectValue != nil }
+        let isList: (JSONValue) -> Bool = { $0.arrayValue != nil }
+        if wrong(json["metadata"], expected: isObject) { return "metadata must be an object" }
+        for key in ["annotations", "labels"] where wrong(json["metadata"]?[key], expected: isObject) {
+            return "metadata.\(key) must be an object of strings"
+        }
+        guard let spec = json["spec"], spec.objectValue != nil else { return "spec must be an object" }
+        for key in ["containers", "initContainers", "volumes"] where wrong(spec[key], expected: isList) {
+            return "spec.\(key) must be a list"
+        }
+        return nil
     }
 
     /// A name for logs: the name, or the generateName prefix of a pod a controller is creating.

@@ -31,3 +31,8 @@ public struct JSONPointer: Equatable, Sendable, CustomStringConvertible, Express
 
     public var description: String { tokens.map { "/" + Self.escape($0) }.joined() }
 }
+
+extension PatchOperation {
+    /// The operation as a JSON object, for `JSONWriter`.
+    public var json: JSONValue { ["op": .string(op), "path": .string(path), "value": value] }
+}

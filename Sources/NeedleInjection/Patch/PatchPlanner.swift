@@ -48,7 +48,8 @@ public enum PatchPlanner {
         } else {
             // After the pod's own init containers: no proxy runs yet to carry their redirected traffic.
             operations.append(append(spec.initContainer, to: "/spec/initContainers", exists: pod.hasInitContainers))
-            operations.append(.add(JSONPointer("/spec/containers").appending(index: 0), spec.proxyContainer))
+            operations.append(pod.hasContainers ? .add(JSONPointer("/spec/containers").appending(index: 0), spec.proxyContainer)
+                : .add("/spec/containers", [spec.proxyContainer]))
         }
         return operations
     }

@@ -51,29 +51,18 @@ public struct AdmissionReviewer: Sendable {
 
     /// Decodes, decides and encodes. Returns the response body and what was decided.
     public func review(_ body: Data) async throws(ReviewError) -> (response: Data, summary: ReviewSummary) {
-        let review: AdmissionReviewRequest
-        do {
-            review = try JSONDecoder().decode(AdmissionReviewRequest.self, from: body)
-        } catch {
-            throw .badRequest("body is not an AdmissionReview JSON document: \(Self.describe(error))")
-        }
-        let apiVersion = review.apiVersion ?? ""
-        guard AdmissionAPIVersion.supported.contains(apiVersion), review.kind == "AdmissionReview" else {
-            throw .badRequest("expected apiVersion admission.k8s.io/v1 or admission.k8s.io/v1beta1 and kind AdmissionReview, "
-                + "got apiVersion \"\(apiVersion)\" kind \"\(review.kind ?? "")\"")
-        }
-        guard let request = review.request else { throw .badRequest("AdmissionReview has no request") }
-        guard let uid = request.uid, !uid.isEmpty else { throw .badRequest("AdmissionReview request has no uid") }
-
+        let review = try AdmissionReviewRequest(body)
+        let request = review.request
         let subject = AdmissionSubject(
-            kindGroup: request.kind?.group ?? "", kind: request.kind?.kind ?? "",
-            subResource: request.subResource ?? "", operation: request.operation ?? "",
-            namespace: request.namespace ?? "", object: request.object
+            kindGroup: request.kindGroup, kind: request.kind, subResource: request.subResource,
+            operation: request.operation, namespace: request.namespace, object: request.object
         )
         var result: InjectionResult
         switch injector.evaluate(subject, namespace: nil) {
         case .done(let done):
             result = done
+        case .malformed(let problem):
+            throw .badRequest(problem)
         case .needsNamespace(let name):
             let metadata: NamespaceMetadata
             do {
@@ -87,46 +76,16 @@ public struct AdmissionReviewer: Sendable {
             result = done
         }
 
-        var response = AdmissionReviewResponse.Response(uid: uid, allowed: true)
+        var response = AdmissionReviewResponse(apiVersion: review.apiVersion, uid: request.uid)
         if !result.patch.isEmpty {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            do {
-                response.patch = try encoder.encode(result.patch).base64EncodedString()
-                response.patchType = "JSONPatch"
-            } catch {
-                // Cannot happen for values built from strings and integers; fail open rather than block pods.
-                result.patch = []
-            }
+            response.patch = JSONWriter.bytes(.array(result.patch.map(\.json)))
         }
-        if !result.warnings.isEmpty { response.warnings = result.warnings }
+        response.warnings = result.warnings
         response.auditAnnotations = ["decision": result.decision.outcome.rawValue, "reason": result.decision.reason.rawValue]
 
-        let summary = ReviewSummary(uid: uid, apiVersion: apiVersion, namespace: injector.effectiveNamespace(subject),
-                                    podName: subject.pod?.displayName ?? (request.name ?? ""), result: result,
-                                    dryRun: request.dryRun ?? false)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do {
-            let data = try encoder.encode(AdmissionReviewResponse(apiVersion: apiVersion, response: response))
-            return (data, summary)
-        } catch {
-            throw .badRequest("could not encode the response: \(error)")
-        }
-    }
-
-    /// DecodingError descriptions are long; keep the useful part.
-    static func describe(_ error: any Error) -> String {
-        switch error {
-        case DecodingError.dataCorrupted(let context):
-            return context.debugDescription
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return "\(context.debugDescription) at \(path.isEmpty ? "top level" : path)"
-        case DecodingError.keyNotFound(let key, _):
-            return "missing key \(key.stringValue)"
-        default:
-            return "\(error)"
-        }
+        let summary = ReviewSummary(uid: request.uid, apiVersion: review.apiVersion, namespace: injector.effectiveNamespace(subject),
+                                    podName: subject.pod?.displayName ?? request.name, result: result,
+                                    dryRun: request.dryRun)
+        return (Data(response.encoded()), summary)
     }
 }
