@@ -21,9 +21,10 @@ public struct PortSet: Hashable, Sendable, CustomStringConvertible, ExpressibleB
 
     public private(set) var ranges: [PortRange]
 
+    /// Exact repeats dropped, order kept; linear, so a pod with thousands of ports costs little.
     public init(_ ranges: [PortRange] = []) {
-        self.ranges = []
-        for range in ranges { insert(range) }
+        var seen = Set<PortRange>()
+        self.ranges = ranges.filter { seen.insert($0).inserted }
     }
 
     public init(arrayLiteral ports: Int...) {
@@ -61,7 +62,7 @@ public struct PortSet: Hashable, Sendable, CustomStringConvertible, ExpressibleB
     }
 
     public mutating func formUnion(_ other: PortSet) {
-        for range in other.ranges { insert(range) }
+        self = PortSet(ranges + other.ranges)
     }
 
     public var isEmpty: Bool { ranges.isEmpty }

@@ -3,6 +3,8 @@
 /// (Go's encoding/json), so the injector decides on the pod the API server will store. It is stricter
 /// where being lenient would only hide a broken request: invalid UTF-8, lone surrogates, numbers out of
 /// Double's range and nesting past `maximumDepth` are errors, each naming the byte offset.
+/// Bytes are written as hex literals (with the character beside them): a debug build then compares
+/// constants instead of calling `UInt8(ascii:)` per byte, which kept CI's debug binary slow.
 public struct JSONParser {
     public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
         public let offset: Int
@@ -58,13 +60,13 @@ public struct JSONParser {
     private mutating func value() throws(Failure) -> JSONValue {
         guard let byte = current else { throw failure("unexpected end of JSON") }
         switch byte {
-        case UInt8(ascii: "{"): return try object()
-        case UInt8(ascii: "["): return try array()
-        case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
+        case 0x7B /* { */: return try object()
+        case 0x5B /* [ */: return try array()
+        case 0x22 /* " */: return .string(try string())
+        case 0x74 /* t */: try literal("true"); return .bool(true)
+        case 0x66 /* f */: try literal("false"); return .bool(false)
+        case 0x6E /* n */: try literal("null"); return .null
+        case 0x2D /* - */, 0x30...0x39 /* 0-9 */: return try number()
         default: throw failure("unexpected character \(Self.show(byte))")
         }
     }
@@ -88,25 +90,25 @@ public struct JSONParser {
         index += 1
         var members: [String: JSONValue] = [:]
         skipWhitespace()
-        if current == UInt8(ascii: "}") {
+        if current == 0x7D /* } */ {
             index += 1
             depth -= 1
             return .object(members)
         }
         while true {
-            guard current == UInt8(ascii: "\"") else { throw failure("expected a string key") }
+            guard current == 0x22 /* " */ else { throw failure("expected a string key") }
             let key = try string()
             skipWhitespace()
-            guard current == UInt8(ascii: ":") else { throw failure("expected ':' after an object key") }
+            guard current == 0x3A /* : */ else { throw failure("expected ':' after an object key") }
             index += 1
             skipWhitespace()
             members[key] = try value() // a repeated key keeps its last value, as Go's encoding/json does
             skipWhitespace()
             switch current {
-            case UInt8(ascii: ","):
+            case 0x2C /* , */:
                 index += 1
                 skipWhitespace()
-            case UInt8(ascii: "}"):
+            case 0x7D /* } */:
                 index += 1
                 depth -= 1
                 return .object(members)
@@ -121,7 +123,7 @@ public struct JSONParser {
         index += 1
         var elements: [JSONValue] = []
         skipWhitespace()
-        if current == UInt8(ascii: "]") {
+        if current == 0x5D /* ] */ {
             index += 1
             depth -= 1
             return .array(elements)
@@ -130,10 +132,10 @@ public struct JSONParser {
             elements.append(try value())
             skipWhitespace()
             switch current {
-            case UInt8(ascii: ","):
+            case 0x2C /* , */:
                 index += 1
                 skipWhitespace()
-            case UInt8(ascii: "]"):
+            case 0x5D /* ] */:
                 index += 1
                 depth -= 1
                 return .array(elements)
@@ -149,12 +151,12 @@ public struct JSONParser {
         // The common case: no escapes, so the bytes are the string (validated as UTF-8 once).
         while index < bytes.count {
             let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
+            if byte == 0x22 /* " */ {
                 let text = try validated(start..<index)
                 index += 1
                 return text
             }
-            if byte == UInt8(ascii: "\\") { break }
+            if byte == 0x5C /* \ */ { break }
             if byte < 0x20 { throw failure("control character \(Self.show(byte)) in a string") }
             index += 1
         }
@@ -162,13 +164,13 @@ public struct JSONParser {
         while index < bytes.count {
             let byte = bytes[index]
             switch byte {
-            case UInt8(ascii: "\""):
+            case 0x22 /* " */:
                 index += 1
                 guard let text = String(validating: unescaped, as: UTF8.self) else {
                     throw Failure(offset: start, problem: "invalid UTF-8 in a string")
                 }
                 return text
-            case UInt8(ascii: "\\"):
+            case 0x5C /* \ */:
                 index += 1
                 try escape(into: &unescaped)
             case 0..<0x20:
@@ -183,7 +185,12 @@ public struct JSONParser {
 
     private func validated(_ range: Range<Int>) throws(Failure) -> String {
         let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
-        if slice.allSatisfy({ $0 < 0x80 }) { return String(decoding: slice, as: UTF8.self) }
+        var ascii = true
+        for byte in slice where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return String(decoding: slice, as: UTF8.self) }
         guard let text = String(validating: slice, as: UTF8.self) else {
             throw Failure(offset: range.lowerBound, problem: "invalid UTF-8 in a string")
         }
@@ -194,16 +201,16 @@ public struct JSONParser {
         guard let byte = current else { throw failure("unterminated string") }
         index += 1
         switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): output.append(byte)
-        case UInt8(ascii: "b"): output.append(0x08)
-        case UInt8(ascii: "f"): output.append(0x0C)
-        case UInt8(ascii: "n"): output.append(0x0A)
-        case UInt8(ascii: "r"): output.append(0x0D)
-        case UInt8(ascii: "t"): output.append(0x09)
-        case UInt8(ascii: "u"):
+        case 0x22 /* " */, 0x5C /* \ */, 0x2F: output.append(byte)
+        case 0x62 /* b */: output.append(0x08)
+        case 0x66 /* f */: output.append(0x0C)
+        case 0x6E /* n */: output.append(0x0A)
+        case 0x72 /* r */: output.append(0x0D)
+        case 0x74 /* t */: output.append(0x09)
+        case 0x75 /* u */:
             var scalar = try hex4()
             if (0xD800..<0xDC00).contains(scalar) {
-                guard current == UInt8(ascii: "\\"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "u") else {
+                guard current == 0x5C /* \ */, index + 1 < bytes.count, bytes[index + 1] == 0x75 /* u */ else {
                     throw failure("lone UTF-16 surrogate in a \\u escape")
                 }
                 index += 2
@@ -227,9 +234,9 @@ public struct JSONParser {
             let byte = bytes[index]
             let digit: UInt8
             switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            case 0x30...0x39 /* 0-9 */: digit = byte - 0x30 /* 0 */
+            case 0x61...0x66 /* a-f */: digit = byte - 0x61 /* a */ + 10
+            case 0x41...0x46 /* A-F */: digit = byte - 0x41 /* A */ + 10
             default: throw failure("invalid hex digit \(Self.show(byte)) in a \\u escape")
             }
             value = value << 4 | UInt32(digit)
@@ -241,24 +248,24 @@ public struct JSONParser {
     private mutating func number() throws(Failure) -> JSONValue {
         let start = index
         var integral = true
-        if current == UInt8(ascii: "-") { index += 1 }
-        guard let first = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
+        if current == 0x2D /* - */ { index += 1 }
+        guard let first = current, (0x30...0x39 /* 0-9 */).contains(first) else {
             throw failure("expected a digit")
         }
-        if first == UInt8(ascii: "0") {
+        if first == 0x30 /* 0 */ {
             index += 1
         } else {
             skipDigits()
         }
-        if current == UInt8(ascii: ".") {
+        if current == 0x2E /* . */ {
             integral = false
             index += 1
             guard requireDigits() else { throw failure("expected a digit after '.'") }
         }
-        if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+        if current == 0x65 /* e */ || current == 0x45 /* E */ {
             integral = false
             index += 1
-            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { index += 1 }
+            if current == 0x2B /* + */ || current == 0x2D /* - */ { index += 1 }
             guard requireDigits() else { throw failure("expected a digit in the exponent") }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
@@ -270,7 +277,7 @@ public struct JSONParser {
     }
 
     private mutating func skipDigits() {
-        while let byte = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) { index += 1 }
+        while let byte = current, (0x30...0x39 /* 0-9 */).contains(byte) { index += 1 }
     }
 
     private mutating func requireDigits() -> Bool {
