@@ -387,14 +387,62 @@ def connection_scale(lab, args, report):
     report += lines + [""]
 
 
+def typical_container(i):
+    """One app container as a Deployment's pod template usually has it: ports, env, probes, resources, mounts."""
+    return {"name": f"app-{i}", "image": f"registry.example.com/shop/checkout-{i}:2.14.3", "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "http", "containerPort": 8080 + i, "protocol": "TCP"}, {"name": "metrics", "containerPort": 9100 + i}],
+            "env": [{"name": name, "value": value} for name, value in (
+                ("LOG_LEVEL", "info"), ("DB_HOST", "postgres.shop.svc.cluster.local"), ("DB_PORT", "5432"), ("CACHE_URL", "redis://redis:6379"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-collector.observability:4317"), ("FEATURE_FLAGS", "new-cart,fast-checkout"))]
+            + [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+               {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "checkout-db", "key": "password"}}}],
+            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080 + i}, "initialDelaySeconds": 10, "periodSeconds": 10},
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080 + i}, "periodSeconds": 5},
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/checkout", "readOnly": True},
+                             {"name": "kube-api-access-x7k2p", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}],
+            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                                "capabilities": {"drop": ["ALL"]}},
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+
+
 def make_review(containers):
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "bench-", "namespace": "demo", "labels": {"app": "bench"}},
-           "spec": {"containers": [{"name": f"c{i}", "image": "example/app:1.0", "ports": [{"containerPort": 8000 + i}],
-                                    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8000 + i}}} for i in range(containers)]}}
+    """An AdmissionReview for a Deployment's pod as the API server sends it (about 4.7 KB with one container)."""
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"generateName": "checkout-7d9f8c6b5-", "namespace": "demo",
+                        "labels": {"app.kubernetes.io/name": "checkout", "app.kubernetes.io/part-of": "shop", "app.kubernetes.io/version": "2.14.3",
+                                   "pod-template-hash": "7d9f8c6b5", "team": "payments",
+                                   "app.kubernetes.io/component": "api", "app.kubernetes.io/managed-by": "argocd", "environment": "production"},
+                        "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9100", "kubectl.kubernetes.io/restartedAt": "2026-11-20T10:00:00Z",
+                                        "checksum/config": "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f1a3c5e7b9d0f",
+                                        "checksum/secret": "1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f1a3c5e7b9d0f9f2c4e6a8b0d1f3e5a7c9e",
+                                        "kubernetes.io/change-cause": "rollout checkout 2.14.3 (payments release train 48)"},
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "checkout-7d9f8c6b5",
+                                             "uid": "3f1d2c4b-6a7e-4f80-9b1c-2d3e4f5a6b7c", "controller": True, "blockOwnerDeletion": True}]},
+           "spec": {"serviceAccountName": "checkout", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst", "restartPolicy": "Always",
+                    "schedulerName": "default-scheduler", "enableServiceLinks": True, "priority": 0, "preemptionPolicy": "PreemptLowerPriority",
+                    "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [typical_container(i) for i in range(containers)],
+                    "volumes": [{"name": "config", "configMap": {"name": "checkout-config", "defaultMode": 420}},
+                                {"name": "kube-api-access-x7k2p", "projected": {"defaultMode": 420, "sources": [
+                                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}],
+                    "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                                    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "checkout"}}, "topologyKey": "kubernetes.io/hostname"}}]}}}}
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {"uid": "0c3f9c4e-bench", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                        "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "demo", "operation": "CREATE",
-                        "object": pod, "dryRun": False}}
+            "request": {"uid": "0c3f9c4e-7a61-4b8e-9d2f-5e6a7b8c9d0e", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                        "resource": {"group": "", "version": "v1", "resource": "pods"},
+                        "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+                        "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+                        "namespace": "demo", "operation": "CREATE",
+                        "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller",
+                                     "uid": "9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4",
+                                     "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]},
+                        "object": pod, "oldObject": None, "dryRun": False,
+                        "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}}}
 
 
 def webhook_benchmark(args, report, work):
@@ -413,10 +461,11 @@ def webhook_benchmark(args, report, work):
     lines = [f"### needle-injector: AdmissionReviews over HTTPS keep-alive ({args.short} s per level; median of {args.runs})", "",
              "| pod | concurrency | needle-injector reviews/s | p50 ms | p99 ms | nginx static HTTPS req/s (ceiling) | ceiling p99 ms | ratio | injector RSS MiB |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for label, containers in (("1 container", 1), ("40 containers", 40)):
+    for containers in (1, 40):
         review = os.path.join(work, f"review-{containers}.json")
         with open(review, "w") as f:
             json.dump(make_review(containers), f)
+        label = f"{containers} container{'s' if containers > 1 else ''} ({os.path.getsize(review) / 1024:.1f} KiB review)"
         response = subprocess.run(["curl", "-sk", "-H", "Content-Type: application/json", "--data-binary", f"@{review}",
                                    f"https://127.0.0.1:{port}/inject"], capture_output=True, text=True).stdout
         static = os.path.join(work, f"static-{containers}")
@@ -486,6 +535,7 @@ def main():
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 run, 2 s each")
     parser.add_argument("--only-proxy", action="store_true", help="only the fixed-rate proxy comparison (no connection scale, no mesh, no controller, no injector)")
+    parser.add_argument("--only-injector", action="store_true", help="only needle-injector beside its HTTPS ceiling")
     parser.add_argument("--only-mesh", action="store_true", help="only the meshed benchmark (two proxies: plaintext and mTLS)")
     parser.add_argument("--only-controller", action="store_true",
                         help="only needle-controller's destination memory with many Services and pods (needs only --controller)")
@@ -503,19 +553,22 @@ def main():
         args.runs, args.duration, args.short, args.warmup, args.rate = 1, 2, 2, 1, 500
     if args.mesh_connections == 1:
         parser.error("--mesh-connections: at least 2 (the growth is measured from 1 connection)")
-    if sum((args.only_proxy, args.only_mesh, args.only_controller)) > 1:
-        parser.error("--only-proxy, --only-mesh and --only-controller exclude each other")
+    if sum((args.only_proxy, args.only_mesh, args.only_controller, args.only_injector)) > 1:
+        parser.error("--only-proxy, --only-mesh, --only-controller and --only-injector exclude each other")
     if not args.only_controller:
-        missing = [f"--{name}" for name in ("proxy", "init", "injector") if not getattr(args, name)]
+        needed = ("injector",) if args.only_injector else ("proxy", "init", "injector")
+        missing = [f"--{name}" for name in needed if not getattr(args, name)]
         if missing:
             parser.error(f"{', '.join(missing)} required (only --only-controller runs without them)")
-    binaries = [args.controller] if args.only_controller else [args.proxy, args.init, args.injector, args.controller]
+    binaries = [args.controller] if args.only_controller else [b for b in (args.proxy, args.init, args.injector, args.controller) if b]
     report = [f"# Needle benchmarks — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""] + machine() + [
         f"- binaries: {', '.join(f'`{b}`' for b in binaries)}", ""]
     work = tempfile.mkdtemp(prefix="needle-bench-")
     try:
         if args.only_controller:
             controller_section(args, report)
+        elif args.only_injector:
+            injector_section(args, report, work)
         elif args.only_mesh:
             mesh_section(args, report)
         else:
@@ -535,13 +588,7 @@ def main():
             if not args.only_proxy:
                 mesh_section(args, report)
                 controller_section(args, report)
-                report.append("## needle-injector beside an HTTPS ceiling\n")
-                report.append("The ceiling is nginx (1 worker) serving the injector's own response bytes as a static file over HTTPS with the "
-                              "same certificate: what a minimal HTTPS server does with no work per request.\n")
-                try:
-                    webhook_benchmark(args, report, work)
-                except Exception as error:
-                    report.append(f"**webhook_benchmark failed:** `{error!r}`\n")
+                injector_section(args, report, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -553,6 +600,16 @@ def main():
 def default_controller():
     release = os.path.join(ROOT, ".build", "release", "needle-controller")
     return release if os.path.exists(release) else os.path.join(ROOT, ".build", "debug", "needle-controller")
+
+
+def injector_section(args, report, work):
+    report.append("## needle-injector beside an HTTPS ceiling\n")
+    report.append("The ceiling is nginx (1 worker) serving the injector's own response bytes as a static file over HTTPS with the "
+                  "same certificate: what a minimal HTTPS server does with no work per request.\n")
+    try:
+        webhook_benchmark(args, report, work)
+    except Exception as error:
+        report.append(f"**webhook_benchmark failed:** `{error!r}`\n")
 
 
 def mesh_section(args, report):

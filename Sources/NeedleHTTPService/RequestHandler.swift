@@ -118,6 +118,10 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             let requestBody = body.map { Array($0.readableBytesView) } ?? []
             body = nil
             guard let head else { return }
+            if let reply = service.replyAtHand(to: head, body: requestBody) {
+                send(reply, keepAlive: keepAlive, context: context)
+                return
+            }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let service = self.service
             context.eventLoop.makeFutureWithTask {
@@ -127,16 +131,22 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 guard context.channel.isActive else { return }
                 switch reply {
                 case .whole(let reply):
-                    // Ready for the next head before writing: NIO's pipelining helper hands over a request
-                    // that was waiting as soon as this reply's end is written.
-                    handler.perform(handler.state.replyWriting(), context: context)
-                    handler.write(reply, keepAlive: keepAlive, context: context).assumeIsolated().whenComplete { _ in
-                        handler.perform(handler.state.replySent(), context: context)
-                    }
+                    handler.send(reply, keepAlive: keepAlive, context: context)
                 case .stream(let reply):
                     handler.stream(reply, context: context)
                 }
             }
+        }
+    }
+
+    private func send(_ reply: HTTPReply, keepAlive: Bool, context: ChannelHandlerContext) {
+        // Ready for the next head before writing: NIO's pipelining helper hands over a request that was
+        // waiting as soon as this reply's end is written.
+        perform(state.replyWriting(), context: context)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        write(reply, keepAlive: keepAlive, context: context).whenComplete { _ in
+            let (handler, context) = loopBound.value
+            handler.perform(handler.state.replySent(), context: context)
         }
     }
 

@@ -82,6 +82,9 @@ public protocol RequestService: Sendable {
     /// A reply that refuses the request on its head alone (wrong path, method, type, declared size); nil reads the body.
     func check(_ head: RequestHead) -> HTTPReply?
     func respond(to head: RequestHead, body: [UInt8]) async -> HTTPReply
+    /// The reply when it can be made at once, without waiting on anything: the server then answers on the
+    /// event loop that read the request, sparing two thread hops. nil: `reply` is awaited instead.
+    func replyAtHand(to head: RequestHead, body: [UInt8]) -> HTTPReply?
     /// The reply the server sends; a service that streams implements this, the others get `respond`'s.
     func reply(to head: RequestHead, body: [UInt8]) async -> ServiceReply
     /// The reply to a body that grew over `bodyLimit`, or did not arrive in time (408).
@@ -91,6 +94,8 @@ public protocol RequestService: Sendable {
 }
 
 extension RequestService {
+    public func replyAtHand(to head: RequestHead, body: [UInt8]) -> HTTPReply? { nil }
+
     public func reply(to head: RequestHead, body: [UInt8]) async -> ServiceReply {
         .whole(await respond(to: head, body: body))
     }

@@ -72,6 +72,9 @@ struct InjectorCommand: AsyncParsableCommand {
     @Option(help: "Seconds reviews in flight may take to finish after SIGTERM.")
     var shutdownGracePeriod = 20
 
+    @Option(help: "Event loops (threads) serving connections and reviews; default one per core.")
+    var eventLoops = System.coreCount
+
     @Option(help: "Directory for the --dev certificate files.")
     var devDirectory = FileManager.default.temporaryDirectory.path + "/needle-dev"
 
@@ -86,6 +89,7 @@ struct InjectorCommand: AsyncParsableCommand {
             throw ValidationError("--certificate-check-interval must be 1 to 3600 seconds")
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard (1...256).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 256") }
         for (flag, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout),
                               ("--shutdown-grace-period", shutdownGracePeriod)] where !(1...600).contains(value) {
             throw ValidationError("\(flag) must be 1 to 600 seconds")
@@ -113,7 +117,7 @@ struct InjectorCommand: AsyncParsableCommand {
         let configuration: InjectorConfiguration
         let directory: any NamespaceDirectory
         var kubernetes: KubernetesNamespaces? = nil
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops)
         var certificatePath = tlsCert ?? ""
         var keyPath = tlsKey ?? ""
         do {

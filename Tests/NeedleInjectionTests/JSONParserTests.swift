@@ -64,4 +64,29 @@ struct JSONParserTests {
         #expect(text == #"{"a":{"é/€":true},"b":[1,0.5,"x\u0001y\n",null],"c":1e+300}"#)
         #expect(try parse(text) == value)
     }
+
+    @Test("a shape keeps what it names and only checks the rest")
+    func shapes() throws {
+        let shape = JSONShape.members([.init("keep"), .init("list", .elements(.members([.init("name")]))), .init("esc\u{e9}")])
+        let text = #"{"keep": {"a": 1}, "drop": {"x": [1, "\u00e9", 2e5, true, null, {}]}, "list": [{"name": "a", "env": "x"}, 7],"#
+            + #" "esc\u00e9": 1}"#
+        let value = try JSONParser.parse(Array(text.utf8), keeping: shape)
+        #expect(value == ["keep": ["a": 1], "list": [["name": "a"], 7], "esc\u{e9}": 1])
+        // A shaped member of another type is kept whole, for the reader to refuse by its type.
+        #expect(try JSONParser.parse(Array(#"{"list": {"name": 1}}"#.utf8), keeping: shape) == ["list": ["name": 1]])
+    }
+
+    @Test("what a shape drops must still be JSON", arguments: [
+        #"{"drop": [1,]}"#, #"{"drop": {"a" 1}}"#, #"{"drop": "x\q"}"#, #"{"drop": 1e}"#, #"{"drop": "\u12"}"#,
+        #"{"drop": 1e400000000000000}"#, "{\"drop\": \"a\u{01}\"}", #"{"drop": tru}"#,
+    ])
+    func droppedStillChecked(text: String) {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(text.utf8), keeping: .members([])) }
+    }
+
+    @Test("dropped nesting counts against the depth limit")
+    func droppedDepth() {
+        let deep = "{\"drop\": " + String(repeating: "[", count: 100_000) + "}"
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(deep.utf8), keeping: .members([])) }
+    }
 }

@@ -1,3 +1,24 @@
+/// Which parts of a JSON document a reader needs: `JSONParser` builds those and only checks the rest.
+public indirect enum JSONShape: Sendable {
+    case everything
+    /// An object of which only these members are kept, each with its own shape.
+    case members([Member])
+    /// An array whose elements each have this shape.
+    case elements(JSONShape)
+
+    public struct Member: Sendable {
+        public let key: String
+        public let shape: JSONShape
+        let utf8: [UInt8]
+
+        public init(_ key: String, _ shape: JSONShape = .everything) {
+            self.key = key
+            self.shape = shape
+            utf8 = Array(key.utf8)
+        }
+    }
+}
+
 /// RFC 8259 JSON straight from bytes into a `JSONValue`, in one pass and without Foundation. It reads as the
 /// API server's decoder does where that matters for a webhook: a repeated object key keeps its last value
 /// (Go's encoding/json), so the injector decides on the pod the API server will store. It is stricter
@@ -24,20 +45,21 @@ public struct JSONParser {
         self.bytes = bytes
     }
 
-    /// The document in `bytes`: exactly one value, with only whitespace around it.
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> JSONValue {
+    /// The document in `bytes`: exactly one value, with only whitespace around it. `shape` says which parts
+    /// to keep; the rest is checked as JSON and dropped without being built (or its strings validated).
+    public static func parse(_ bytes: UnsafeRawBufferPointer, keeping shape: JSONShape = .everything) throws(Failure) -> JSONValue {
         var parser = JSONParser(bytes)
         parser.skipWhitespace()
-        let value = try parser.value()
+        let value = try parser.value(shape)
         parser.skipWhitespace()
         guard parser.index == bytes.count else { throw parser.failure("unexpected data after the JSON value") }
         return value
     }
 
-    public static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+    public static func parse(_ bytes: [UInt8], keeping shape: JSONShape = .everything) throws(Failure) -> JSONValue {
         // withUnsafeBytes rethrows untyped; carry the typed failure out by hand.
         let result: Result<JSONValue, Failure> = bytes.withUnsafeBytes { buffer in
-            do throws(Failure) { return .success(try parse(buffer)) } catch { return .failure(error) }
+            do throws(Failure) { return .success(try parse(buffer, keeping: shape)) } catch { return .failure(error) }
         }
         return try result.get()
     }
@@ -57,11 +79,20 @@ public struct JSONParser {
         }
     }
 
+    private mutating func value(_ shape: JSONShape) throws(Failure) -> JSONValue {
+        switch shape {
+        case .members(let members) where current == 0x7B /* { */: return try object(keeping: members)
+        case .elements(let element) where current == 0x5B /* [ */: return try array(element)
+        // Another type than the shape expects: kept whole, for the caller to refuse by its type.
+        default: return try value()
+        }
+    }
+
     private mutating func value() throws(Failure) -> JSONValue {
         guard let byte = current else { throw failure("unexpected end of JSON") }
         switch byte {
-        case 0x7B /* { */: return try object()
-        case 0x5B /* [ */: return try array()
+        case 0x7B /* { */: return try object(keeping: nil)
+        case 0x5B /* [ */: return try array(.everything)
         case 0x22 /* " */: return .string(try string())
         case 0x74 /* t */: try literal("true"); return .bool(true)
         case 0x66 /* f */: try literal("false"); return .bool(false)
@@ -85,7 +116,8 @@ public struct JSONParser {
         if depth > Self.maximumDepth { throw failure("JSON nested deeper than \(Self.maximumDepth) levels") }
     }
 
-    private mutating func object() throws(Failure) -> JSONValue {
+    /// `keeping`: the members to keep (nil: all of them).
+    private mutating func object(keeping wanted: [JSONShape.Member]?) throws(Failure) -> JSONValue {
         try enter()
         index += 1
         var members: [String: JSONValue] = [:]
@@ -97,12 +129,21 @@ public struct JSONParser {
         }
         while true {
             guard current == 0x22 /* " */ else { throw failure("expected a string key") }
-            let key = try string()
+            var kept: (key: String, shape: JSONShape)?
+            if let wanted {
+                kept = try wantedKey(wanted)
+            } else {
+                kept = (try string(), .everything)
+            }
             skipWhitespace()
             guard current == 0x3A /* : */ else { throw failure("expected ':' after an object key") }
             index += 1
             skipWhitespace()
-            members[key] = try value() // a repeated key keeps its last value, as Go's encoding/json does
+            if let kept {
+                members[kept.key] = try value(kept.shape) // a repeated key keeps its last value, as Go's encoding/json does
+            } else {
+                try skipValue()
+            }
             skipWhitespace()
             switch current {
             case 0x2C /* , */:
@@ -118,7 +159,23 @@ public struct JSONParser {
         }
     }
 
-    private mutating func array() throws(Failure) -> JSONValue {
+    /// Reads a key and says whether it is one of `wanted`; plain keys are compared as bytes, so a key that is
+    /// dropped never becomes a String.
+    private mutating func wantedKey(_ wanted: [JSONShape.Member]) throws(Failure) -> (key: String, shape: JSONShape)? {
+        let start = index + 1
+        var end = start
+        while end < bytes.count, bytes[end] != 0x22 /* " */, bytes[end] != 0x5C /* \ */, bytes[end] >= 0x20 { end += 1 }
+        if end < bytes.count, bytes[end] == 0x22 /* " */ {
+            let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            index = end + 1
+            for member in wanted where member.utf8.elementsEqual(raw) { return (member.key, member.shape) }
+            return nil
+        }
+        let key = try string()
+        return wanted.first { $0.key == key }.map { ($0.key, $0.shape) }
+    }
+
+    private mutating func array(_ element: JSONShape) throws(Failure) -> JSONValue {
         try enter()
         index += 1
         var elements: [JSONValue] = []
@@ -129,7 +186,7 @@ public struct JSONParser {
             return .array(elements)
         }
         while true {
-            elements.append(try value())
+            elements.append(try value(element))
             skipWhitespace()
             switch current {
             case 0x2C /* , */:
@@ -143,6 +200,83 @@ public struct JSONParser {
                 throw failure("expected ',' or ']' in an array")
             }
         }
+    }
+
+    /// Checks one value's syntax and moves past it, building nothing. Strings are not checked as UTF-8 and
+    /// numbers not converted: what is dropped cannot change the patch.
+    private mutating func skipValue() throws(Failure) {
+        guard let byte = current else { throw failure("unexpected end of JSON") }
+        switch byte {
+        case 0x7B /* { */, 0x5B /* [ */:
+            let isObject = byte == 0x7B
+            try enter()
+            index += 1
+            skipWhitespace()
+            if current == (isObject ? 0x7D : 0x5D) {
+                index += 1
+                depth -= 1
+                return
+            }
+            while true {
+                if isObject {
+                    guard current == 0x22 /* " */ else { throw failure("expected a string key") }
+                    try skipString()
+                    skipWhitespace()
+                    guard current == 0x3A /* : */ else { throw failure("expected ':' after an object key") }
+                    index += 1
+                    skipWhitespace()
+                }
+                try skipValue()
+                skipWhitespace()
+                if current == 0x2C /* , */ {
+                    index += 1
+                    skipWhitespace()
+                } else if current == (isObject ? 0x7D : 0x5D) {
+                    index += 1
+                    depth -= 1
+                    return
+                } else {
+                    throw failure(isObject ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array")
+                }
+            }
+        case 0x22 /* " */: try skipString()
+        case 0x74 /* t */: try literal("true")
+        case 0x66 /* f */: try literal("false")
+        case 0x6E /* n */: try literal("null")
+        case 0x2D /* - */, 0x30...0x39 /* 0-9 */:
+            // Short numbers are always in range; a long one is converted, so a body the API server could not
+            // decode (1e400, ten thousand digits) is refused even where it would be dropped.
+            let start = index
+            try skipNumber()
+            if index - start > 15 { _ = try Self.numberValue(bytes, start..<index) }
+        default: throw failure("unexpected character \(Self.show(byte))")
+        }
+    }
+
+    private mutating func skipString() throws(Failure) {
+        index += 1
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x22 /* " */:
+                index += 1
+                return
+            case 0x5C /* \ */:
+                index += 1
+                guard let escaped = current else { throw failure("unterminated string") }
+                if escaped == 0x75 /* u */ {
+                    index += 1
+                    _ = try hex4()
+                } else {
+                    var ignored: [UInt8] = []
+                    try escape(into: &ignored)
+                }
+            case 0..<0x20:
+                throw failure("control character \(Self.show(bytes[index])) in a string")
+            default:
+                index += 1
+            }
+        }
+        throw failure("unterminated string")
     }
 
     private mutating func string() throws(Failure) -> String {
@@ -247,7 +381,23 @@ public struct JSONParser {
 
     private mutating func number() throws(Failure) -> JSONValue {
         let start = index
-        var integral = true
+        try skipNumber()
+        return try Self.numberValue(bytes, start..<index)
+    }
+
+    /// The value of a number already checked against the grammar: an Int64 when it is a whole number that
+    /// fits, else a Double, which must be finite.
+    private static func numberValue(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(Failure) -> JSONValue {
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        if let integer = Int64(text) { return .integer(integer) }
+        guard let double = Double(text), double.isFinite else {
+            throw Failure(offset: range.lowerBound, problem: "number \(text.prefix(40)) is out of range")
+        }
+        return .double(double)
+    }
+
+    /// Moves past a number's grammar.
+    private mutating func skipNumber() throws(Failure) {
         if current == 0x2D /* - */ { index += 1 }
         guard let first = current, (0x30...0x39 /* 0-9 */).contains(first) else {
             throw failure("expected a digit")
@@ -258,22 +408,14 @@ public struct JSONParser {
             skipDigits()
         }
         if current == 0x2E /* . */ {
-            integral = false
             index += 1
             guard requireDigits() else { throw failure("expected a digit after '.'") }
         }
         if current == 0x65 /* e */ || current == 0x45 /* E */ {
-            integral = false
             index += 1
             if current == 0x2B /* + */ || current == 0x2D /* - */ { index += 1 }
             guard requireDigits() else { throw failure("expected a digit in the exponent") }
         }
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        if integral, let integer = Int64(text) { return .integer(integer) }
-        guard let double = Double(text), double.isFinite else {
-            throw Failure(offset: start, problem: "number \(text.prefix(40)) is out of range")
-        }
-        return .double(double)
     }
 
     private mutating func skipDigits() {

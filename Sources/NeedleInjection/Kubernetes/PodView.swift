@@ -14,6 +14,13 @@ public struct ContainerView: Hashable, Sendable {
     /// `Always` marks a native sidecar among init containers.
     public var restartPolicy: String?
 
+    /// The members `init` reads: what a parser must keep of each container.
+    static let shape = JSONShape.members([
+        .init("name"), .init("ports"), .init("restartPolicy"),
+        .init("livenessProbe", probe), .init("readinessProbe", probe), .init("startupProbe", probe),
+    ])
+    private static let probe = JSONShape.members([.init("httpGet")])
+
     init(_ json: JSONValue) {
         name = json["name"]?.stringValue ?? ""
         ports = (json["ports"]?.arrayValue ?? []).compactMap { port in
@@ -49,6 +56,18 @@ public struct PodView: Sendable {
     public let hasVolumes: Bool
     public let hasInitContainers: Bool
     public let hasContainers: Bool
+
+    /// Everything the decision, the configuration and the patch read of a pod (this view's fields and
+    /// `shapeProblem`'s). A parser keeps these and drops the rest (env, resources, mounts, status...): the
+    /// patch only adds, so nothing else of the pod is ever needed.
+    public static let shape = JSONShape.members([
+        .init("metadata", .members([.init("name"), .init("generateName"), .init("namespace"), .init("annotations"), .init("labels")])),
+        .init("spec", .members([
+            .init("hostNetwork"), .init("os"),
+            .init("containers", .elements(ContainerView.shape)), .init("initContainers", .elements(ContainerView.shape)),
+            .init("volumes", .elements(.members([.init("name")]))),
+        ])),
+    ])
 
     public init(_ json: JSONValue) {
         self.json = json

@@ -51,18 +51,10 @@ public struct AdmissionReviewer: Sendable {
 
     /// Decodes, decides and encodes. Returns the response body and what was decided.
     public func review(_ body: Data) async throws(ReviewError) -> (response: Data, summary: ReviewSummary) {
-        let review = try AdmissionReviewRequest(body)
-        let request = review.request
-        let subject = AdmissionSubject(
-            kindGroup: request.kindGroup, kind: request.kind, subResource: request.subResource,
-            operation: request.operation, namespace: request.namespace, object: request.object
-        )
-        var result: InjectionResult
-        switch injector.evaluate(subject, namespace: nil) {
-        case .done(let done):
-            result = done
-        case .malformed(let problem):
-            throw .badRequest(problem)
+        let parsed = try ParsedReview(body)
+        switch try step(parsed, namespace: nil) {
+        case .answered(let answer):
+            return answer
         case .needsNamespace(let name):
             let metadata: NamespaceMetadata
             do {
@@ -70,22 +62,74 @@ public struct AdmissionReviewer: Sendable {
             } catch {
                 throw .namespaceUnavailable(namespace: name, detail: "\(error)")
             }
-            guard case .done(let done) = injector.evaluate(subject, namespace: metadata) else {
+            guard case .answered(let answer) = try step(parsed, namespace: metadata) else {
                 throw .namespaceUnavailable(namespace: name, detail: "the decision still needs the namespace")
             }
-            result = done
+            return answer
         }
+    }
 
-        var response = AdmissionReviewResponse(apiVersion: review.apiVersion, uid: request.uid)
+    /// The same review without waiting, when the namespace it needs (if any) is at hand; nil otherwise, and
+    /// then `review` does it. The server calls this on the thread the request arrived on.
+    public func reviewAtHand(_ body: Data) -> Result<(response: Data, summary: ReviewSummary), ReviewError>? {
+        do throws(ReviewError) {
+            let parsed = try ParsedReview(body)
+            switch try step(parsed, namespace: nil) {
+            case .answered(let answer):
+                return .success(answer)
+            case .needsNamespace(let name):
+                switch namespaces.namespaceAtHand(named: name) {
+                case nil:
+                    return nil
+                case .failure(let error)?:
+                    throw .namespaceUnavailable(namespace: name, detail: "\(error)")
+                case .success(let metadata)?:
+                    guard case .answered(let answer) = try step(parsed, namespace: metadata) else {
+                        throw .namespaceUnavailable(namespace: name, detail: "the decision still needs the namespace")
+                    }
+                    return .success(answer)
+                }
+            }
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private struct ParsedReview {
+        let review: AdmissionReviewRequest
+        let subject: AdmissionSubject
+
+        init(_ body: Data) throws(ReviewError) {
+            review = try AdmissionReviewRequest(body)
+            let request = review.request
+            subject = AdmissionSubject(kindGroup: request.kindGroup, kind: request.kind, subResource: request.subResource,
+                                       operation: request.operation, namespace: request.namespace, object: request.object)
+        }
+    }
+
+    private enum Step {
+        case answered((response: Data, summary: ReviewSummary))
+        case needsNamespace(String)
+    }
+
+    /// Decides with what is known; answers, or names the namespace it needs.
+    private func step(_ parsed: ParsedReview, namespace: NamespaceMetadata?) throws(ReviewError) -> Step {
+        let result: InjectionResult
+        switch injector.evaluate(parsed.subject, namespace: namespace) {
+        case .done(let done): result = done
+        case .malformed(let problem): throw .badRequest(problem)
+        case .needsNamespace(let name): return .needsNamespace(name)
+        }
+        let request = parsed.review.request
+        var response = AdmissionReviewResponse(apiVersion: parsed.review.apiVersion, uid: request.uid)
         if !result.patch.isEmpty {
             response.patch = JSONWriter.bytes(.array(result.patch.map(\.json)))
         }
         response.warnings = result.warnings
         response.auditAnnotations = ["decision": result.decision.outcome.rawValue, "reason": result.decision.reason.rawValue]
-
-        let summary = ReviewSummary(uid: request.uid, apiVersion: review.apiVersion, namespace: injector.effectiveNamespace(subject),
-                                    podName: subject.pod?.displayName ?? request.name, result: result,
-                                    dryRun: request.dryRun)
-        return (Data(response.encoded()), summary)
+        let summary = ReviewSummary(uid: request.uid, apiVersion: parsed.review.apiVersion,
+                                    namespace: injector.effectiveNamespace(parsed.subject),
+                                    podName: parsed.subject.pod?.displayName ?? request.name, result: result, dryRun: request.dryRun)
+        return .answered((Data(response.encoded()), summary))
     }
 }

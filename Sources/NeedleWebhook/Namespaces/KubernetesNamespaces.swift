@@ -27,6 +27,10 @@ public final class KubernetesNamespaces: NamespaceDirectory, Sendable {
 
     public var isSynced: Bool { state.withLockedValue { $0.synced } }
 
+    public func namespaceAtHand(named name: String) -> Result<NamespaceMetadata, any Error>? {
+        state.withLockedValue { $0.namespaces[name] }.map { .success($0) }
+    }
+
     public func namespace(named name: String) async throws -> NamespaceMetadata {
         if let cached = state.withLockedValue({ $0.namespaces[name] }) { return cached }
         logger.debug("kubernetes api request", metadata: ["namespace": "\(name)"])

@@ -9,6 +9,13 @@ import Yams
 /// Where the injector learns a namespace's annotations: the Kubernetes API in a cluster, a file offline.
 public protocol NamespaceDirectory: Sendable {
     func namespace(named name: String) async throws -> NamespaceMetadata
+    /// The answer when it is at hand without waiting (a cache, a file); nil when only `namespace(named:)`
+    /// can tell. Lets a review run where the request arrived, without a hop to another thread.
+    func namespaceAtHand(named name: String) -> Result<NamespaceMetadata, any Error>?
+}
+
+extension NamespaceDirectory {
+    public func namespaceAtHand(named name: String) -> Result<NamespaceMetadata, any Error>? { nil }
 }
 
 public struct NamespaceNotFound: Error, CustomStringConvertible {
@@ -22,6 +29,7 @@ public struct NamespaceNotFound: Error, CustomStringConvertible {
 public struct NoNamespaces: NamespaceDirectory {
     public init() {}
     public func namespace(named name: String) async throws -> NamespaceMetadata { NamespaceMetadata(name: name) }
+    public func namespaceAtHand(named name: String) -> Result<NamespaceMetadata, any Error>? { .success(NamespaceMetadata(name: name)) }
 }
 
 /// Namespaces read once from a file, as `kubectl get ns -o yaml` (or `-o json`) prints them.
@@ -48,6 +56,11 @@ public struct NamespaceFile: NamespaceDirectory {
     public func namespace(named name: String) async throws -> NamespaceMetadata {
         guard let namespace = namespaces[name] else { throw NamespaceNotFound(name: name, source: path) }
         return namespace
+    }
+
+    public func namespaceAtHand(named name: String) -> Result<NamespaceMetadata, any Error>? {
+        guard let namespace = namespaces[name] else { return .failure(NamespaceNotFound(name: name, source: path)) }
+        return .success(namespace)
     }
 
     /// Accepts a `List`/`NamespaceList` with `items`, a single Namespace, or several YAML documents.

@@ -34,14 +34,36 @@ public struct WebhookService: RequestService {
         await review(Data(body))
     }
 
+    /// Bodies up to this size are reviewed on the event loop that read them (a typical review takes well
+    /// under a millisecond); bigger ones go to the concurrency pool so one cannot hold up a loop.
+    public static let atHandBodyLimit = 256 * 1024
+
+    public func replyAtHand(to head: RequestHead, body: [UInt8]) -> HTTPReply? {
+        guard body.count <= Self.atHandBodyLimit else { return nil }
+        let clock = ContinuousClock()
+        let start = clock.now
+        guard let outcome = reviewer.reviewAtHand(Data(body)) else { return nil }
+        return finish(outcome, elapsed: clock.now - start)
+    }
+
     public func refusal(status: Int, message: String) -> HTTPReply { .error(status, message) }
 
     public func review(_ body: Data) async -> HTTPReply {
         let clock = ContinuousClock()
         let start = clock.now
+        let outcome: Result<(response: Data, summary: ReviewSummary), ReviewError>
         do {
-            let (response, summary) = try await reviewer.review(body)
-            let elapsed = clock.now - start
+            outcome = .success(try await reviewer.review(body))
+        } catch {
+            outcome = .failure(error)
+        }
+        return finish(outcome, elapsed: clock.now - start)
+    }
+
+    /// Counts, logs and answers one review.
+    private func finish(_ outcome: Result<(response: Data, summary: ReviewSummary), ReviewError>, elapsed: Duration) -> HTTPReply {
+        switch outcome {
+        case .success(let (response, summary)):
             metrics.recordAdmission(summary.result, duration: elapsed)
             var metadata: Logger.Metadata = [
                 "namespace": "\(summary.namespace)",
@@ -59,7 +81,7 @@ public struct WebhookService: RequestService {
                                                                 "warning": "\(warning)"])
             }
             return HTTPReply(status: 200, body: [UInt8](response))
-        } catch {
+        case .failure(let error):
             metrics.recordHTTPError(status: error.httpStatus)
             logger.error("review failed", metadata: ["status": "\(error.httpStatus)", "error": "\(error)"])
             return .error(error.httpStatus, error.description)
