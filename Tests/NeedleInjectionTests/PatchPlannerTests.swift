@@ -712,3 +712,15 @@ struct PatchPlannerTests {
         #expect(error.description.split(separator: "\n").count == 8)
     }
 }
+
+@Suite("JSON pointer")
+struct JSONPointerTests {
+    @Test("~ and / in tokens are escaped, ~ first (RFC 6901)")
+    func escaping() {
+        #expect(JSONPointer.escape("plain-key") == "plain-key")
+        #expect(JSONPointer.escape("needle.dev/inject") == "needle.dev~1inject")
+        #expect(JSONPointer.escape("a~1b") == "a~01b", "an existing ~1 is not read as a slash")
+        #expect(JSONPointer.escape("~/é") == "~0~1é")
+        #expect(JSONPointer(["metadata", "annotations", "x/y"]).description == "/metadata/annotations/x~1y")
+    }
+}

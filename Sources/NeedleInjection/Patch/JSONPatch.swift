@@ -26,7 +26,18 @@ public struct JSONPointer: Equatable, Sendable, CustomStringConvertible, Express
 
     /// `~` becomes `~0` before `/` becomes `~1`, so a `~1` already in a key is not mistaken for a slash.
     public static func escape(_ token: String) -> String {
-        token.replacing("~", with: "~0").replacing("/", with: "~1")
+        // Byte by byte: String's general replacing was a sixth of a review's time.
+        guard token.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return token }
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(token.utf8.count + 4)
+        for byte in token.utf8 {
+            switch byte {
+            case UInt8(ascii: "~"): escaped += [UInt8(ascii: "~"), UInt8(ascii: "0")]
+            case UInt8(ascii: "/"): escaped += [UInt8(ascii: "~"), UInt8(ascii: "1")]
+            default: escaped.append(byte)
+            }
+        }
+        return String(decoding: escaped, as: UTF8.self)
     }
 
     public var description: String { tokens.map { "/" + Self.escape($0) }.joined() }
