@@ -4,6 +4,15 @@ import Glibc
 import Musl
 #endif
 
+/// read(2), named apart from `LocalFile.read`.
+private func systemRead(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.read(descriptor, buffer, count)
+    #else
+    Musl.read(descriptor, buffer, count)
+    #endif
+}
+
 /// Small local files (/proc, the projected token) read without Foundation, by the proxy and needle-init.
 public enum LocalFile {
     /// The file's text, at most `limit` bytes of it; nil if it cannot be opened.
@@ -14,7 +23,7 @@ public enum LocalFile {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while bytes.count < limit {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { systemRead(descriptor, $0.baseAddress, $0.count) }
             if count <= 0 { break }
             bytes += buffer[0..<count]
         }

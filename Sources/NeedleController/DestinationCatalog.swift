@@ -6,9 +6,10 @@ import NeedleDiscovery
 /// lookups, each told what changed for its address. Answers wait until Services, EndpointSlices and pods
 /// have each been listed once, so a lookup is never answered "not known" from a half-read cluster.
 ///
-/// Cost per cluster change: one answer per distinct address being looked up (many proxies ask for the same
-/// few Services), compared with that address's last answer; lookups whose address did not change cost a
-/// version check, and those that did share one encoded batch.
+/// Cost per cluster change: nothing when the change leaves every record as it was (most watch events);
+/// otherwise one answer for each looked-up address the change may have altered (`TouchedAnswers`),
+/// compared with that address's last answer, and one encoded batch shared by the lookups of an address
+/// that did change. Lookups of other addresses are not visited.
 public final class DestinationCatalog: Sendable {
     public enum Kind: String, Sendable, CaseIterable {
         case services, endpointSlices, pods
@@ -32,10 +33,12 @@ public final class DestinationCatalog: Sendable {
         var index: DestinationIndex
         var listed: Set<Kind> = []
         var lookups: [UInt64: Lookup] = [:]
+        var lookupsByAddress: [ListenAddress: Set<UInt64>] = [:]
         var answers: [ListenAddress: AddressAnswer] = [:]
-        var lookupsPerAddress: [ListenAddress: Int] = [:]
         var nextID: UInt64 = 0
         var nextVersion: UInt64 = 1
+
+        var isReady: Bool { listed.count == Kind.allCases.count }
     }
 
     /// Batches a lookup may fall behind by before it is ended (its client reconnects and starts afresh):
@@ -49,25 +52,25 @@ public final class DestinationCatalog: Sendable {
     }
 
     /// Every kind has been listed: answers are complete.
-    public var isReady: Bool { state.withLockedValue { $0.listed.count == Kind.allCases.count } }
+    public var isReady: Bool { state.withLockedValue { $0.isReady } }
 
     public var openLookups: Int { state.withLockedValue { $0.lookups.count } }
 
     /// A complete list of one kind arrived (first list or relist).
     public func replace(_ kind: Kind, with change: DestinationIndex.Change) {
         let ended = state.withLockedValue { state in
-            state.index.apply(change)
+            let touched = state.index.apply(change)
             state.listed.insert(kind)
-            return Self.tell(&state)
+            return Self.tell(touched, &state)
         }
         for continuation in ended { continuation.finish() }
     }
 
     /// One watch event.
     public func apply(_ change: DestinationIndex.Change) {
-        let ended = state.withLockedValue { state in
-            state.index.apply(change)
-            return Self.tell(&state)
+        let ended = state.withLockedValue { state -> [AsyncStream<[UInt8]>.Continuation] in
+            let touched = state.index.apply(change)
+            return touched.isEmpty ? [] : Self.tell(touched, &state)
         }
         for continuation in ended { continuation.finish() }
     }
@@ -79,7 +82,7 @@ public final class DestinationCatalog: Sendable {
             defer {
                 state.lookups = [:]
                 state.answers = [:]
-                state.lookupsPerAddress = [:]
+                state.lookupsByAddress = [:]
             }
             return state.lookups.values.map(\.continuation)
         }
@@ -88,7 +91,7 @@ public final class DestinationCatalog: Sendable {
 
     /// The answer for `address` now (for tests and logs); nil while not every kind is listed.
     public func answer(for address: ListenAddress) -> DestinationAnswer? {
-        state.withLockedValue { $0.listed.count == Kind.allCases.count ? $0.index.answer(for: address) : nil }
+        state.withLockedValue { $0.isReady ? $0.index.answer(for: address) : nil }
     }
 
     /// A lookup: its answer's event lines (`DestinationAPI`), one batch per element, for as long as the
@@ -99,58 +102,72 @@ public final class DestinationCatalog: Sendable {
             let id = state.nextID
             state.nextID += 1
             state.lookups[id] = Lookup(address: address, toldVersion: nil, continuation: continuation)
-            state.lookupsPerAddress[address, default: 0] += 1
-            return (id, Self.tell(&state))
+            state.lookupsByAddress[address, default: []].insert(id)
+            guard state.isReady else { return (id, []) }
+            if state.answers[address] == nil { Self.refreshAnswer(address, &state) }
+            return (id, Self.tellLookups([id], of: address, &state))
         }
         for ending in ended { ending.finish() }
         continuation.onTermination = { [weak self] _ in
             self?.state.withLockedValue { state in
                 guard let lookup = state.lookups.removeValue(forKey: id) else { return }
-                Self.forgetIfUnused(lookup.address, in: &state)
+                Self.forget(id, of: lookup.address, in: &state)
             }
         }
         return stream
     }
 
-    /// Sends each lookup what changed for it. A lookup whose client has fallen too far behind is removed;
-    /// its continuation is returned to be finished once the lock is released (finishing runs
-    /// `onTermination`, which takes the lock).
-    private static func tell(_ state: inout State) -> [AsyncStream<[UInt8]>.Continuation] {
-        guard state.listed.count == Kind.allCases.count else { return [] }
-        // One answer per distinct address; a new version only when it changed.
-        for address in state.lookupsPerAddress.keys {
-            let answer = state.index.answer(for: address)
-            if let current = state.answers[address] {
-                guard current.answer != answer else { continue }
-                state.answers[address] = AddressAnswer(version: state.nextVersion, answer: answer,
-                                                       previous: (current.version, current.answer))
-            } else {
-                state.answers[address] = AddressAnswer(version: state.nextVersion, answer: answer, previous: nil)
-            }
-            state.nextVersion += 1
+    /// Sends what changed to the lookups of every address the change may have altered. A lookup whose client
+    /// has fallen too far behind is removed; its continuation is returned to be finished once the lock is
+    /// released (finishing runs `onTermination`, which takes the lock).
+    private static func tell(_ touched: TouchedAnswers, _ state: inout State) -> [AsyncStream<[UInt8]>.Continuation] {
+        guard state.isReady else { return [] }
+        var changed: [ListenAddress] = []
+        for address in state.lookupsByAddress.keys
+        where state.answers[address] == nil || state.index.mayHaveChanged(address, by: touched) {
+            if refreshAnswer(address, &state) { changed.append(address) }
         }
         var ended: [AsyncStream<[UInt8]>.Continuation] = []
-        // Lookups that were told the previous version share one batch per address.
-        var shared: [ListenAddress: [UInt8]] = [:]
-        for (id, lookup) in state.lookups {
-            guard let current = state.answers[lookup.address], lookup.toldVersion != current.version else { continue }
+        for address in changed {
+            ended += tellLookups(state.lookupsByAddress[address] ?? [], of: address, &state)
+        }
+        return ended
+    }
+
+    /// Asks the index again for `address`; true when the answer is new or differs (a new version).
+    @discardableResult
+    private static func refreshAnswer(_ address: ListenAddress, _ state: inout State) -> Bool {
+        let answer = state.index.answer(for: address)
+        let current = state.answers[address]
+        if let current, current.answer == answer { return false }
+        state.answers[address] = AddressAnswer(version: state.nextVersion, answer: answer,
+                                               previous: current.map { ($0.version, $0.answer) })
+        state.nextVersion += 1
+        return true
+    }
+
+    /// Tells these lookups of `address` its current answer: the difference for those told the version
+    /// before (one batch, shared), everything from a reset for a new lookup or one that missed a version.
+    private static func tellLookups(_ ids: Set<UInt64>, of address: ListenAddress,
+                                    _ state: inout State) -> [AsyncStream<[UInt8]>.Continuation] {
+        guard let current = state.answers[address] else { return [] }
+        var shared: [UInt8]?
+        var ended: [AsyncStream<[UInt8]>.Continuation] = []
+        for id in ids {
+            guard let lookup = state.lookups[id], lookup.toldVersion != current.version else { continue }
             let batch: [UInt8]
             if let previous = current.previous, lookup.toldVersion == previous.version {
-                if let encoded = shared[lookup.address] {
-                    batch = encoded
-                } else {
-                    batch = encode(DestinationDiff.events(from: previous.answer, to: current.answer))
-                    shared[lookup.address] = batch
-                }
+                let diff = shared ?? encode(DestinationDiff.events(from: previous.answer, to: current.answer))
+                shared = diff
+                batch = diff
             } else {
-                // A new lookup, or one that missed a version: everything, from a reset.
                 batch = encode(DestinationDiff.events(from: nil, to: current.answer))
             }
             state.lookups[id]?.toldVersion = current.version
             guard !batch.isEmpty else { continue }
             if case .dropped = lookup.continuation.yield(batch) {
                 state.lookups[id] = nil
-                forgetIfUnused(lookup.address, in: &state)
+                forget(id, of: address, in: &state)
                 ended.append(lookup.continuation)
             }
         }
@@ -167,12 +184,10 @@ public final class DestinationCatalog: Sendable {
     }
 
     /// Counts a lookup of `address` out; its kept answer goes with the last one.
-    private static func forgetIfUnused(_ address: ListenAddress, in state: inout State) {
-        let remaining = (state.lookupsPerAddress[address] ?? 1) - 1
-        if remaining > 0 {
-            state.lookupsPerAddress[address] = remaining
-        } else {
-            state.lookupsPerAddress[address] = nil
+    private static func forget(_ id: UInt64, of address: ListenAddress, in state: inout State) {
+        state.lookupsByAddress[address]?.remove(id)
+        if state.lookupsByAddress[address]?.isEmpty ?? true {
+            state.lookupsByAddress[address] = nil
             state.answers[address] = nil
         }
     }

@@ -7,10 +7,29 @@ public enum DestinationAnswer: Equatable, Sendable {
     case endpoints([DestinationEndpoint])
 }
 
+/// Which answers a change to the index may have altered, so only those are asked again.
+public struct TouchedAnswers: Equatable, Sendable {
+    /// Every answer (a relist).
+    public var everything = false
+    /// Answers for these IPs: cluster IPs and pod IPs that came, went or changed.
+    public var ips: Set<IPAddress> = []
+    /// Answers for these Services' cluster IPs: their endpoints or an endpoint's pod changed.
+    public var services: Set<ObjectKey> = []
+
+    public init(everything: Bool = false, ips: Set<IPAddress> = [], services: Set<ObjectKey> = []) {
+        self.everything = everything
+        self.ips = ips
+        self.services = services
+    }
+
+    public var isEmpty: Bool { !everything && ips.isEmpty && services.isEmpty }
+}
+
 /// The cluster as discovery sees it, and the answer for any `IP:port`. Pure: the watch feeds it changes and
 /// asks it again. What grows with what: `services` and `serviceByClusterIP` with the Services (and their
-/// cluster IPs); `slices` and `slicesByService` with the EndpointSlices and their endpoints; `pods` and
-/// `podsByIP` with the pods. Nothing is kept per lookup: answers are computed when asked.
+/// cluster IPs); `slices` and `slicesByService` with the EndpointSlices, `slicesByPod` with their endpoints
+/// that name a pod; `pods` and `podsByIP` with the pods. Nothing is kept per lookup: answers are computed
+/// when asked, and `apply` says which of them a change may have altered.
 public struct DestinationIndex: Sendable {
     public enum Change: Sendable {
         /// A complete list of one kind (after a list or relist): replaces every record of that kind.
@@ -30,6 +49,8 @@ public struct DestinationIndex: Sendable {
     private var serviceByClusterIP: [IPAddress: ObjectKey] = [:]
     private var slices: [ObjectKey: EndpointSliceRecord] = [:]
     private var slicesByService: [ObjectKey: Set<ObjectKey>] = [:]
+    /// The slices whose endpoints name each pod: a pod's change (meshed, service account) alters their answers.
+    private var slicesByPod: [ObjectKey: Set<ObjectKey>] = [:]
     private var pods: [ObjectKey: PodRecord] = [:]
     /// The pods that claim each IP, oldest claim first: a terminating pod and its replacement can hold the
     /// same IP for a while, and the newest claim is the one to answer with.
@@ -41,40 +62,82 @@ public struct DestinationIndex: Sendable {
 
     public var counts: (services: Int, endpointSlices: Int, pods: Int) { (services.count, slices.count, pods.count) }
 
-    public mutating func apply(_ change: Change) {
+    /// Applies a change; returns which answers may differ now. An update equal to what is kept (most watch
+    /// events: a status or resource-version bump) touches nothing.
+    @discardableResult
+    public mutating func apply(_ change: Change) -> TouchedAnswers {
         switch change {
         case .allServices(let records):
             services = [:]
             serviceByClusterIP = [:]
             for record in records { apply(.service(record)) }
+            return TouchedAnswers(everything: true)
         case .allEndpointSlices(let records):
             slices = [:]
             slicesByService = [:]
+            slicesByPod = [:]
             for record in records { apply(.endpointSlice(record)) }
+            return TouchedAnswers(everything: true)
         case .allPods(let records):
             pods = [:]
             podsByIP = [:]
             for record in records { apply(.pod(record)) }
+            return TouchedAnswers(everything: true)
         case .service(let record):
+            let old = services[record.key]
+            guard old != record else { return TouchedAnswers() }
             removeService(record.key)
             services[record.key] = record
             for ip in record.clusterIPs { serviceByClusterIP[ip] = record.key }
+            return TouchedAnswers(ips: Set(record.clusterIPs + (old?.clusterIPs ?? [])))
         case .serviceDeleted(let key):
+            let old = services[key]
             removeService(key)
+            return TouchedAnswers(ips: Set(old?.clusterIPs ?? []))
         case .endpointSlice(let record):
+            let old = slices[record.key]
+            guard old != record else { return TouchedAnswers() }
             removeSlice(record.key)
             slices[record.key] = record
-            slicesByService[ObjectKey(namespace: record.key.namespace, name: record.service), default: []].insert(record.key)
+            slicesByService[serviceKey(of: record), default: []].insert(record.key)
+            for pod in podKeys(of: record) { slicesByPod[pod, default: []].insert(record.key) }
+            return TouchedAnswers(services: Set([serviceKey(of: record)] + (old.map { [serviceKey(of: $0)] } ?? [])))
         case .endpointSliceDeleted(let key):
+            guard let old = slices[key] else { return TouchedAnswers() }
             removeSlice(key)
+            return TouchedAnswers(services: [serviceKey(of: old)])
         case .pod(let record):
-            let claimed = pods[record.key]?.ips ?? []
+            let old = pods[record.key]
+            guard old != record else { return TouchedAnswers() }
+            let claimed = old?.ips ?? []
             removePod(record.key, keepingClaimsOn: record.ips)
             pods[record.key] = record
             for ip in record.ips where !claimed.contains(ip) { podsByIP[ip, default: []].append(record.key) }
+            return TouchedAnswers(ips: Set(record.ips + claimed), services: servicesNaming(record.key))
         case .podDeleted(let key):
+            guard let old = pods[key] else { return TouchedAnswers() }
             removePod(key)
+            return TouchedAnswers(ips: Set(old.ips), services: servicesNaming(key))
         }
+    }
+
+    /// Whether the answer for `address` may differ after a change that touched `touched`.
+    public func mayHaveChanged(_ address: ListenAddress, by touched: TouchedAnswers) -> Bool {
+        if touched.everything || touched.ips.contains(address.ip) { return true }
+        guard !touched.services.isEmpty, let service = serviceByClusterIP[address.ip] else { return false }
+        return touched.services.contains(service)
+    }
+
+    private func serviceKey(of slice: EndpointSliceRecord) -> ObjectKey {
+        ObjectKey(namespace: slice.key.namespace, name: slice.service)
+    }
+
+    private func podKeys(of slice: EndpointSliceRecord) -> Set<ObjectKey> {
+        Set(slice.endpoints.compactMap { endpoint in endpoint.pod.map { ObjectKey(namespace: slice.key.namespace, name: $0) } })
+    }
+
+    private func servicesNaming(_ pod: ObjectKey) -> Set<ObjectKey> {
+        Set((slicesByPod[pod] ?? []).compactMap { slices[$0].map(serviceKey(of:)) })
     }
 
     /// The answer for an outbound connection's original destination.
@@ -124,9 +187,13 @@ public struct DestinationIndex: Sendable {
 
     private mutating func removeSlice(_ key: ObjectKey) {
         guard let old = slices.removeValue(forKey: key) else { return }
-        let serviceKey = ObjectKey(namespace: key.namespace, name: old.service)
+        let serviceKey = serviceKey(of: old)
         slicesByService[serviceKey]?.remove(key)
         if slicesByService[serviceKey]?.isEmpty == true { slicesByService[serviceKey] = nil }
+        for pod in podKeys(of: old) {
+            slicesByPod[pod]?.remove(key)
+            if slicesByPod[pod]?.isEmpty == true { slicesByPod[pod] = nil }
+        }
     }
 
     /// Forgets a pod; its claims on `kept` IPs stay where they are in the order (an update of the same pod

@@ -38,6 +38,9 @@ struct ConnectionStateMachine {
     let bodyLimit: Int
     private(set) var phase = Phase.awaitingHead
     private var shuttingDown = false
+    /// Replies handed to the connection whose write has not completed: a pipelined reply can be written
+    /// while an earlier one still waits on a slow reader, and the connection closes after the last.
+    private var repliesInFlight = 0
 
     init(bodyLimit: Int) {
         self.bodyLimit = bodyLimit
@@ -79,6 +82,7 @@ struct ConnectionStateMachine {
     /// must find the connection ready for it.
     mutating func replyWriting() -> Action {
         guard case .responding(let keepAlive) = phase else { return .none }
+        repliesInFlight += 1
         if keepAlive && !shuttingDown {
             phase = .awaitingHead
             return .startTimer(.header)
@@ -87,9 +91,10 @@ struct ConnectionStateMachine {
         return .none
     }
 
-    /// The reply was written: a connection that is not kept alive closes now.
+    /// A reply was written: a connection that is not kept alive closes once its last reply is out.
     mutating func replySent() -> Action {
-        guard phase == .finishing else { return .none }
+        repliesInFlight = max(0, repliesInFlight - 1)
+        guard phase == .finishing, repliesInFlight == 0 else { return .none }
         phase = .closed
         return .close
     }

@@ -118,11 +118,18 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             let requestBody = body.map { Array($0.readableBytesView) } ?? []
             body = nil
             guard let head else { return }
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             if let reply = service.replyAtHand(to: head, body: requestBody) {
-                send(reply, keepAlive: keepAlive, context: context)
+                // Written on the next tick, not inside this read: NIO hands over the next pipelined request
+                // while a reply's end is written, and answering it there too would nest a stack frame per
+                // request a client queued.
+                context.eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    guard context.channel.isActive else { return }
+                    handler.send(reply, keepAlive: keepAlive, context: context)
+                }
                 return
             }
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let service = self.service
             context.eventLoop.makeFutureWithTask {
                 await service.reply(to: head, body: requestBody)

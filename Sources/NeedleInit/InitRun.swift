@@ -94,12 +94,15 @@ public struct InitRun {
     /// be missing only on a pod without IPv6 addresses (where nothing could have been added).
     private func cleanUp(ifInet6: String?) throws(Redirector.Failure) {
         try cleanUp(try Redirector.detect(commandLine.iptablesMode, ipv6: false))
+        let ipv6: Redirector
         do {
-            try cleanUp(try Redirector.detect(commandLine.iptablesMode, ipv6: true))
+            ipv6 = try Redirector.detect(commandLine.iptablesMode, ipv6: true)
         } catch {
             guard PodIPv6Addresses(ifInet6: ifInet6 ?? "").routable.isEmpty else { throw error }
             log.info("IPv6 not cleaned up: ip6tables is unusable and the pod has no IPv6 address", fields: [:])
+            return
         }
+        try cleanUp(ipv6) // a failure here is a real one, whatever the pod's addresses
     }
 
     private func cleanUp(_ redirector: Redirector) throws(Redirector.Failure) {

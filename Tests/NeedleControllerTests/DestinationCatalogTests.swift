@@ -70,6 +70,28 @@ struct DestinationCatalogTests {
         #expect(unread == 1 && catalog.openLookups == 0)
     }
 
+    @Test("a pod that becomes meshed changes the answer of the Service whose slice names it; an equal update sends nothing")
+    func podChangeReachesService() async throws {
+        let catalog = try catalog()
+        let named = EndpointSliceRecord(key: ObjectKey(namespace: "shop", name: "web-abc"), service: "web", ports: [.init(name: "", port: 8080)],
+                                        endpoints: [.init(addresses: [try ip("10.0.0.1")], ready: true, pod: "web-1")])
+        catalog.replace(.services, with: .allServices([ServiceRecord(key: web, clusterIPs: [try ip("10.96.0.10")], ports: [.init(name: "", port: 80)])]))
+        catalog.replace(.endpointSlices, with: .allEndpointSlices([named]))
+        let plain = PodRecord(key: ObjectKey(namespace: "shop", name: "web-1"), ips: [try ip("10.0.0.1")], serviceAccount: "web",
+                              meshed: false, opaquePorts: [])
+        catalog.replace(.pods, with: .allPods([plain]))
+        var answers = catalog.lookup(try address("10.96.0.10:80")).makeAsyncIterator()
+        #expect(text(await answers.next()) == "reset\nadd 10.0.0.1:8080 opaque=false namespace=shop service=web pod=web-1\nsync\n")
+        catalog.apply(.pod(plain))
+        catalog.apply(.endpointSlice(named))
+        var meshed = plain
+        meshed.meshed = true
+        catalog.apply(.pod(meshed))
+        let next = text(await answers.next())
+        #expect(next.contains("identity=web.shop.serviceaccount.identity.needle.cluster.local"), "\(next)")
+        #expect(!next.hasPrefix("reset"), "equal updates before it sent nothing, so this is the next batch: \(next)")
+    }
+
     @Test("a client that stops reading is ended once it is too far behind: memory per lookup stays bounded")
     func slowClient() async throws {
         let catalog = try catalog()

@@ -74,6 +74,56 @@ struct DestinationIndexTests {
         #expect(index.counts.services == 0 && index.counts.endpointSlices == 0)
     }
 
+    @Test("what a change touches: nothing for an equal record; the Service for its slices and for a pod one names; the IPs that moved")
+    func touched() throws {
+        var index = try cluster()
+        let clusterIP = try address("10.96.0.10:80")
+        let podAddress = try address("10.0.0.2:8080")
+        let other = try address("10.96.0.99:80")
+        // Watch events that change nothing we keep (status, resource version) touch nothing.
+        let sameSlice = EndpointSliceRecord(key: key("web-abc"), service: "web", ports: [.init(name: "http", port: 8080)],
+                                            endpoints: [.init(addresses: [try ip("10.0.0.1")], ready: true, pod: "web-1"),
+                                                        .init(addresses: [try ip("10.0.0.2")], ready: true, pod: "web-2"),
+                                                        .init(addresses: [try ip("10.0.0.3")], ready: true, pod: "legacy-1"),
+                                                        .init(addresses: [try ip("10.0.0.4")], ready: false, pod: "web-4")])
+        #expect(index.apply(.endpointSlice(sameSlice)).isEmpty)
+        let web2 = PodRecord(key: key("web-2"), ips: [try ip("10.0.0.2")], serviceAccount: "web", meshed: true,
+                             opaquePorts: try PortSet(parsing: "5432"))
+        #expect(index.apply(.pod(web2)).isEmpty)
+        #expect(index.apply(.podDeleted(key("nobody"))).isEmpty)
+
+        // A slice change touches its Service's answers, not a pod IP's or another Service's.
+        var fewer = sameSlice
+        fewer.endpoints.removeLast()
+        let sliceChange = index.apply(.endpointSlice(fewer))
+        #expect(index.mayHaveChanged(clusterIP, by: sliceChange))
+        #expect(!index.mayHaveChanged(podAddress, by: sliceChange) && !index.mayHaveChanged(other, by: sliceChange))
+
+        // A pod's identity change touches its own IP and the Services whose slices name it.
+        var renamed = web2
+        renamed.serviceAccount = "web-v2"
+        let podChange = index.apply(.pod(renamed))
+        #expect(index.mayHaveChanged(podAddress, by: podChange) && index.mayHaveChanged(clusterIP, by: podChange))
+        let otherPod = try address("10.0.0.1:8080")
+        #expect(!index.mayHaveChanged(otherPod, by: podChange))
+        // A pod no slice names touches only its IP.
+        let loner = index.apply(.pod(PodRecord(key: key("job-1"), ips: [try ip("10.0.9.9")], serviceAccount: "default", meshed: false,
+                                               opaquePorts: [])))
+        let lonerAddress = try address("10.0.9.9:80")
+        #expect(!index.mayHaveChanged(clusterIP, by: loner) && index.mayHaveChanged(lonerAddress, by: loner))
+
+        // A Service moving to another cluster IP touches the old and the new one; a relist touches everything.
+        let moved = index.apply(.service(ServiceRecord(key: key("web"), clusterIPs: [try ip("10.96.0.11")], ports: [.init(name: "http", port: 80)])))
+        let newClusterIP = try address("10.96.0.11:80")
+        #expect(index.mayHaveChanged(clusterIP, by: moved) && index.mayHaveChanged(newClusterIP, by: moved))
+        let relist = index.apply(.allPods([]))
+        #expect(index.mayHaveChanged(other, by: relist))
+        // Once the slice is gone, a pod it named no longer touches the Service.
+        index.apply(.endpointSliceDeleted(key("web-abc")))
+        renamed.serviceAccount = "web-v3"
+        #expect(index.apply(.pod(renamed)).services.isEmpty)
+    }
+
     @Test("two pods claiming one IP (a terminating pod and its replacement): the newest claim answers, whatever the old one does")
     func sharedIP() throws {
         var index = try cluster()

@@ -37,6 +37,19 @@ struct ConnectionStateMachineTests {
         #expect(state.receivedEnd() == [.cancelTimer, .respond(keepAlive: true)])
     }
 
+    @Test("a closing reply pipelined behind a slow earlier one closes the connection only when it is out")
+    func overlappingReplies() {
+        var state = machine()
+        _ = state.receivedHead(rejection: nil, keepAlive: true)
+        _ = state.receivedEnd()
+        #expect(state.replyWriting() == .startTimer(.header), "reply A: still being written to a slow reader")
+        _ = state.receivedHead(rejection: nil, keepAlive: false)
+        _ = state.receivedEnd()
+        #expect(state.replyWriting() == .none, "reply B closes the connection once written")
+        #expect(state.replySent() == .none, "A's write finishing must not cut B short")
+        #expect(state.replySent() == .close)
+    }
+
     @Test("a connection without keep-alive closes after the reply")
     func noKeepAlive() {
         var state = machine()

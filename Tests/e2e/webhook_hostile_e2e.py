@@ -21,7 +21,7 @@ injector is reported by the check that crashed it and restarted, so the checks a
 Every socket has a timeout, every loop a bound in count and time, a watchdog ends the run after SUITE_LIMIT
 seconds, and every process started is killed on the way out."""
 
-import argparse, base64, copy, http.client, json, os, select, shutil, signal, socket, ssl, statistics, sys, tempfile, time, \
+import argparse, base64, copy, http.client, json, os, select, shutil, signal, socket, ssl, statistics, sys, tempfile, threading, time, \
     traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -788,6 +788,38 @@ def pipelined(server, ctx, observations):
           f"got {answered} in {elapsed:.2f} s")
     ok, detail = good_review_ok(server, ctx)
     check("6. after the pipelined pair the injector still serves", ok, detail)
+    pipelined_burst(server, ctx, observations)
+
+
+def pipelined_burst(server, ctx, observations, count=3000):
+    """A review big enough to be decided off the event loop, then `count` small ones queued behind it: every
+    answer comes, in order, and the queue does not nest one stack frame per request (which would crash)."""
+    big = review(base_pod())
+    big["request"]["object"]["metadata"]["annotations"]["hostile/pad"] = "p" * (300 * 1024)
+    small = review(base_pod())
+    def framed(r):
+        body = dumps(r)
+        return (b"POST /inject HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    requests = framed(big) + framed(small) * count
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=10), server_hostname="localhost")
+    try:
+        start = time.monotonic()
+        sender = threading.Thread(target=lambda: s.sendall(requests), daemon=True)
+        sender.start()
+        got = read_responses(s, count + 1, start + 60)
+        elapsed = time.monotonic() - start
+        sender.join(timeout=5)
+    finally:
+        s.close()
+    uids = [json.loads(body)["response"]["uid"] if status == 200 else status for status, body in got]
+    expected = [big["request"]["uid"]] + [small["request"]["uid"]] * count
+    observations.append(f"pipelined burst: {len(got)} of {count + 1} answered in {elapsed:.2f} s")
+    check(f"6. a review decided off the event loop with {count} more queued behind it: all answered, in order",
+          uids == expected, f"{len(got)} answered in {elapsed:.2f} s; first differences: "
+          + str([(i, a, b) for i, (a, b) in enumerate(zip(uids, expected)) if a != b][:3]))
+    ok, detail = good_review_ok(server, ctx)
+    check("6. after the burst the injector is alive and serves", ok and server.alive(), detail)
 
 
 # --- 7. null and missing lists and maps -----------------------------------------------------------------

@@ -35,6 +35,7 @@ public struct PortSet: Hashable, Sendable, CustomStringConvertible, ExpressibleB
     public init(parsing text: String) throws(FormatError) {
         self.init()
         if text.isEmpty { return }
+        var parsed: [PortRange] = []
         for item in text.commaItems() {
             let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
             let range: PortRange?
@@ -53,8 +54,9 @@ public struct PortSet: Hashable, Sendable, CustomStringConvertible, ExpressibleB
             guard let range else {
                 throw FormatError(value: text, expected: Self.acceptedFormat, detail: "bad item \"\(item)\"")
             }
-            insert(range)
+            parsed.append(range)
         }
+        self = PortSet(parsed)
     }
 
     public mutating func insert(_ range: PortRange) {

@@ -133,8 +133,9 @@ public enum ConfigResolver {
 
     /// Ports and ranges as in any port set, plus names of the pod's container ports.
     static func parseOpaquePorts(_ value: String, namedPorts: [String: Int]) throws(FormatError) -> PortSet {
-        var ports = PortSet()
-        if value.isEmpty { return ports }  // explicitly "no opaque ports"
+        // Collected, then made a set once: a set per item made a long annotation quadratic.
+        var ports: [PortRange] = []
+        if value.isEmpty { return PortSet() }  // explicitly "no opaque ports"
         for item in value.split(separator: ",", omittingEmptySubsequences: false) {
             let item = String(item.filter { $0 != " " })
             // Kubernetes port names (IANA service names) contain at least one letter; numbers never do.
@@ -143,10 +144,10 @@ public enum ConfigResolver {
                     throw FormatError(value: value, expected: ConfigAnnotation.opaquePorts.acceptedFormat,
                                       detail: "no container port is named \"\(item)\"")
                 }
-                ports.insert(range)
+                ports.append(range)
             } else {
                 do {
-                    ports.formUnion(try PortSet(parsing: item))
+                    ports += try PortSet(parsing: item).ranges
                 } catch {
                     throw FormatError(value: value, expected: ConfigAnnotation.opaquePorts.acceptedFormat,
                                       detail: "bad item \"\(item)\"")
@@ -156,6 +157,6 @@ public enum ConfigResolver {
                 }
             }
         }
-        return ports
+        return PortSet(ports)
     }
 }

@@ -244,11 +244,15 @@ public struct JSONParser {
         case 0x66 /* f */: try literal("false")
         case 0x6E /* n */: try literal("null")
         case 0x2D /* - */, 0x30...0x39 /* 0-9 */:
-            // Short numbers are always in range; a long one is converted, so a body the API server could not
-            // decode (1e400, ten thousand digits) is refused even where it would be dropped.
+            // A number with an exponent or more than 15 characters may be out of Double's range: it is
+            // converted, so a body the API server could not decode (1e400, ten thousand digits) is refused
+            // even where it would be dropped. Shorter plain numbers are always in range.
             let start = index
             try skipNumber()
-            if index - start > 15 { _ = try Self.numberValue(bytes, start..<index) }
+            let text = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+            if text.count > 15 || text.contains(0x65 /* e */) || text.contains(0x45 /* E */) {
+                _ = try Self.numberValue(bytes, start..<index)
+            }
         default: throw failure("unexpected character \(Self.show(byte))")
         }
     }

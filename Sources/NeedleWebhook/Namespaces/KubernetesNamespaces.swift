@@ -9,6 +9,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import NeedleContract
 import NeedleInjection
 import NeedleKubernetes
 
@@ -33,6 +34,10 @@ public final class KubernetesNamespaces: NamespaceDirectory, Sendable {
 
     public func namespace(named name: String) async throws -> NamespaceMetadata {
         if let cached = state.withLockedValue({ $0.namespaces[name] }) { return cached }
+        // The name comes from the review: it goes into a URL path only when it is a namespace name.
+        guard DNSName.isLabel(name) else {
+            throw KubernetesAPIError(description: "\"\(name)\" is not a namespace name: \(DNSName.labelFormat)")
+        }
         logger.debug("kubernetes api request", metadata: ["namespace": "\(name)"])
         let object = try await client.getJSON(NamespaceObject.self, path: "/api/v1/namespaces/\(name)", timeout: .seconds(5),
                                               limit: ResourceWatch<NamespaceObject>.maximumObjectBytes)
