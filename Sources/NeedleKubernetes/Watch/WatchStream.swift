@@ -38,48 +38,59 @@ public struct WatchCursor: Sendable {
         case relist(String)
     }
 
-    /// The envelope every line has; `object` is decoded again as the resource when the type carries one.
-    private struct Envelope: Decodable {
-        struct Object: Decodable {
-            struct Metadata: Decodable { var resourceVersion: String? }
-            var metadata: Metadata?
-            var code: Int?
-            var reason: String?
-            var message: String?
-        }
-        var type: String
-        var object: Object
+    /// What every line's `object` says about the stream itself: the resource version to resume from, or an
+    /// ERROR's status.
+    private struct ObjectView: Decodable {
+        struct Metadata: Decodable { var resourceVersion: String? }
+        var metadata: Metadata?
+        var code: Int?
+        var reason: String?
+        var message: String?
     }
 
-    private struct Typed<Object: Decodable>: Decodable {
-        var object: Object
+    /// One line, parsed once: `object` is read as the `ObjectView` and, for an event that carries a
+    /// resource, as the resource too (both from the same parsed tree).
+    private struct Line<Object: Decodable>: Decodable {
+        var type: String
+        var envelope: ObjectView
+        var resource: Result<Object, any Error>?
+
+        private enum Key: String, CodingKey { case type, object }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            type = try container.decode(String.self, forKey: .type)
+            envelope = try container.decode(ObjectView.self, forKey: .object)
+            if ["ADDED", "MODIFIED", "DELETED"].contains(type) {
+                resource = Result { try container.decode(Object.self, forKey: .object) }
+            }
+        }
     }
 
     public mutating func decode<Object: Decodable & Sendable>(line: some Collection<UInt8>, as type: Object.Type) -> Outcome<Object> {
         if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { return .nothing }
-        let data = Data(line)
-        let envelope: Envelope
+        let parsed: Line<Object>
         do {
-            envelope = try JSONDecoder().decode(Envelope.self, from: data)
+            parsed = try JSONDecoder().decode(Line<Object>.self, from: Data(line))
         } catch {
             return .relist("undecodable watch event")
         }
         let outcome: Outcome<Object>
-        switch envelope.type {
+        switch parsed.type {
         case "ADDED", "MODIFIED", "DELETED":
-            guard let object = try? JSONDecoder().decode(Typed<Object>.self, from: data).object else {
-                return .relist("undecodable \(envelope.type) object")
+            guard case .success(let object)? = parsed.resource else {
+                return .relist("undecodable \(parsed.type) object")
             }
-            outcome = .event(envelope.type == "ADDED" ? .added(object) : envelope.type == "MODIFIED" ? .modified(object) : .deleted(object))
+            outcome = .event(parsed.type == "ADDED" ? .added(object) : parsed.type == "MODIFIED" ? .modified(object) : .deleted(object))
         case "BOOKMARK":
             outcome = .nothing
         case "ERROR":
-            let code = envelope.object.code.map(String.init) ?? "?"
-            return .relist("watch error \(code) \(envelope.object.reason ?? ""): \(envelope.object.message ?? "")")
+            let code = parsed.envelope.code.map(String.init) ?? "?"
+            return .relist("watch error \(code) \(parsed.envelope.reason ?? ""): \(parsed.envelope.message ?? "")")
         default:
-            return .relist("unknown watch event type \(envelope.type)")
+            return .relist("unknown watch event type \(parsed.type)")
         }
-        if let version = envelope.object.metadata?.resourceVersion, !version.isEmpty { resourceVersion = version }
+        if let version = parsed.envelope.metadata?.resourceVersion, !version.isEmpty { resourceVersion = version }
         return outcome
     }
 }
@@ -96,17 +107,19 @@ public struct LineSplitter: Sendable {
 
     public struct LineTooLong: Error {}
 
-    public mutating func append(_ bytes: some Sequence<UInt8>) throws -> [[UInt8]] {
+    public mutating func append(_ bytes: some Collection<UInt8>) throws -> [[UInt8]] {
         var lines: [[UInt8]] = []
-        for byte in bytes {
-            if byte == UInt8(ascii: "\n") {
-                lines.append(pending)
-                pending.removeAll(keepingCapacity: true)
-            } else {
-                pending.append(byte)
-                if pending.count > maximumLineLength { throw LineTooLong() }
-            }
+        var rest = bytes[...]
+        // Whole runs between newlines are copied at once, not byte by byte.
+        while let newline = rest.firstIndex(of: UInt8(ascii: "\n")) {
+            pending.append(contentsOf: rest[..<newline])
+            if pending.count > maximumLineLength { throw LineTooLong() }
+            lines.append(pending)
+            pending.removeAll(keepingCapacity: true)
+            rest = rest[rest.index(after: newline)...]
         }
+        pending.append(contentsOf: rest)
+        if pending.count > maximumLineLength { throw LineTooLong() }
         return lines
     }
 }
