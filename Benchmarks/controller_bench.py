@@ -687,8 +687,8 @@ def controller_report(args, rows, look, per, count, notes, seconds):
               "decoded), so its live memory grows linearly with Services, endpoints and pods (the per-endpoint figure above) and goes "
               "when they go (part of it only at the next relist, which rebuilds the index: capacity kept and reused, most likely the "
               "dictionaries'); each open lookup adds its connection (TLS, buffers, stream) and, per distinct address looked up, the "
-              "current and previous answer kept to send differences (the per-lookup figure above), and makes every cluster change "
-              "cost more CPU (the no-op update above). A relist holds every decoded object of the collection until its last page has "
+              "current and previous answer kept to send differences (the per-lookup figure above); a cluster change costs an answer "
+              "only for the looked-up addresses it may alter (the no-op update above). A relist holds every decoded object of the collection until its last page has "
               "arrived (the peak above). Private memory (RssAnon) does not come back down when the live heap does: glibc malloc "
               "keeps most freed pages for later allocations (how much of them a second load reuses is above)."]
     lines += [""] + notes if notes else []
