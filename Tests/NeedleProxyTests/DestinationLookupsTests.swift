@@ -101,4 +101,27 @@ struct DestinationLookupsTests {
         #expect(lookups.count == 0)
         _ = service
     }
+
+    @Test("a swept lookup's late events and end do not reach the newer lookup of the same address")
+    func staleCallbacks() throws {
+        let (loop, service, lookups, clock) = setup()
+        let web = try address("10.96.0.10:80")
+        _ = lookups.acquire(web, on: loop)
+        lookups.release(web)
+        clock.withLockedValue { $0 += 6_000_000_000 }
+        lookups.sweep()
+        #expect(lookups.count == 0)
+        let route = NIOLockedValueBox<DestinationLookups.Route?>(nil)
+        lookups.acquire(web, on: loop).whenSuccess { answer in route.withLockedValue { $0 = answer } }
+        let (stale, fresh) = service.streams.withLockedValue { ($0[0], $0[1]) }
+        stale.onEvents([.reset, .add(DestinationEndpoint(address: try address("10.0.0.66:8080"))), .sync])
+        stale.onEnd("the old stream finally closed")
+        #expect(route.withLockedValue { $0 } == nil, "the old stream's answer is not the new lookup's")
+        let endpoint = DestinationEndpoint(address: try address("10.0.0.1:8080"))
+        fresh.onEvents([.reset, .add(endpoint), .sync])
+        #expect(route.withLockedValue { $0 } == .endpoints([endpoint]))
+        loop.advanceTime(by: .seconds(5))
+        #expect(service.streams.withLockedValue { $0.count } == 2, "the old stream's end did not reopen the new lookup")
+    }
 }
+

@@ -111,4 +111,41 @@ struct MeshTLSClientTests {
         }
         #expect("\(error)".contains("no certificate in use"), "\(error)")
     }
+
+    @Test("a handshake that does not finish in time closes the connection and counts as a connect timeout (504)")
+    func handshakeTimeout() throws {
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "10.0.0.1", port: 8080)).wait()
+        let loop = channel.embeddedEventLoop
+        let verified = loop.makePromise(of: Void.self)
+        let ready = MeshTLSClient.whenVerified(channel, verified.futureResult, timeout: .seconds(1))
+        var outcome: Result<any Channel, any Error>?
+        ready.whenComplete { outcome = $0 }
+        loop.advanceTime(by: .milliseconds(999))
+        #expect(outcome == nil && channel.isActive)
+        loop.advanceTime(by: .milliseconds(1))
+        verified.fail(ChannelError.ioOnClosedChannel) // what the TLS handler reports once the channel is closed
+        guard case .failure(let error)? = outcome else {
+            Issue.record("not failed")
+            return
+        }
+        #expect(UpstreamFailure.classify(error) == .connectTimedOut)
+        #expect(!channel.isActive)
+    }
+
+    @Test("a handshake that fails in time is a failed connect (502), not a timeout")
+    func handshakeRefused() throws {
+        let channel = EmbeddedChannel()
+        let verified = channel.embeddedEventLoop.makePromise(of: Void.self)
+        let ready = MeshTLSClient.whenVerified(channel, verified.futureResult, timeout: .seconds(1))
+        var outcome: Result<any Channel, any Error>?
+        ready.whenComplete { outcome = $0 }
+        verified.fail(UpstreamFailure.connectFailed("certificate names another workload"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        guard case .failure(let error)? = outcome else {
+            Issue.record("not failed")
+            return
+        }
+        #expect(UpstreamFailure.classify(error) == .connectFailed)
+    }
 }

@@ -35,12 +35,19 @@ struct MeshTLSClient: Sendable {
     }
 
     /// The connected `channel` once `verified` (from `secure`) succeeded, within `timeout`; at once when
-    /// the connection is plaintext (`verified` nil). A timeout closes the channel, which fails the check.
+    /// the connection is plaintext (`verified` nil). A timeout closes the channel and fails as a connect
+    /// timeout (the exchange answers 504, as for a connect that took too long).
     static func whenVerified(_ channel: any Channel, _ verified: EventLoopFuture<Void>?,
                              timeout: TimeAmount) -> EventLoopFuture<any Channel> {
         guard let verified else { return channel.eventLoop.makeSucceededFuture(channel) }
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
-        return verified.always { _ in deadline.cancel() }.map { channel }
+        let timedOut = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) {
+            timedOut.value = true
+            channel.close(promise: nil)
+        }
+        return verified.always { _ in deadline.cancel() }
+            .flatMapErrorThrowing { error in throw timedOut.value ? UpstreamFailure.connectTimeout : error }
+            .map { channel }
     }
 }
 
