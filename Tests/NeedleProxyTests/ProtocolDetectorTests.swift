@@ -285,6 +285,34 @@ struct ProxyMetricsTests {
         #expect(text.contains(#"response_total{direction="outbound",target_addr="10.96.0.10:80","# + plain + #",status_code="502",classification="failure"} 1"#))
     }
 
+    @Test("a request retried on another endpoint counts at both; its response under the one that answered")
+    func retriedElsewhere() throws {
+        let metrics = ProxyMetrics()
+        let address = try ListenAddress(parsing: "10.96.0.10:80")
+        let connection = metrics.target(.outbound, address: address, tls: .notProvidedByServiceDiscovery)
+        let tls = TLSLabel.meshServer(serverID: "web.shop.serviceaccount.identity.needle.td")
+        let web1 = metrics.target(.outbound, address: address, tls: tls, destination: DestinationLabels(namespace: "shop", service: "web", pod: "web-1"))
+        let web2 = metrics.target(.outbound, address: address, tls: tls, destination: DestinationLabels(namespace: "shop", service: "web", pod: "web-2"))
+        var exchange = RequestMetrics(target: connection)
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        exchange.requestStarted()
+        exchange.upstreamKnown(web1)   // a stale pooled connection: the request is retried
+        exchange.upstreamKnown(web2)
+        exchange.responseCompleted(status: 200, since: start, now: start + .milliseconds(2))
+        exchange.requestStarted()
+        exchange.upstreamKnown(web2)
+        exchange.responseCompleted(status: 200, since: start, now: start + .milliseconds(2))
+        let text = String(decoding: metrics.render(), as: UTF8.self)
+        func labels(_ pod: String) -> String {
+            #"direction="outbound",target_addr="10.96.0.10:80",tls="true",server_id="web.shop.serviceaccount.identity.needle.td","#
+                + #"dst_namespace="shop",dst_service="web",dst_pod=""# + pod + "\""
+        }
+        #expect(text.contains("request_total{\(labels("web-1"))} 1"))
+        #expect(!text.contains("response_total{\(labels("web-1"))"))
+        #expect(text.contains("request_total{\(labels("web-2"))} 2"))
+        #expect(text.contains("response_total{\(labels("web-2")),status_code=\"200\",classification=\"success\"} 2"))
+    }
+
     @Test("pods have a label cap of their own: rollouts never push Services into overflow")
     func podCap() throws {
         let metrics = ProxyMetrics(maximumTargets: 1, maximumPodTargets: 1)

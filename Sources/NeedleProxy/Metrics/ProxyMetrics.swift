@@ -203,6 +203,8 @@ struct RequestMetrics {
     private var exchangeTarget: TargetMetrics?
     /// A request started and not yet counted (its upstream is not known yet).
     private var requestPending = false
+    /// The request in flight was counted under an upstream already: a second upstream is a retry.
+    private var requestCounted = false
     private var lastSeries: ResponseSeries?
     private var lastSeriesTarget: ObjectIdentifier?
 
@@ -212,16 +214,24 @@ struct RequestMetrics {
 
     mutating func requestStarted() {
         requestPending = true
+        requestCounted = false
     }
 
     /// The exchange's upstream is known; `endpoint`: the metrics of the endpoint discovery chose, if any.
+    /// Known again for the same request (the one retry on a fresh connection, maybe to another endpoint):
+    /// the request counts again there, so the endpoint that answers has a request for its response.
     mutating func upstreamKnown(_ endpoint: TargetMetrics?) {
         exchangeTarget = endpoint
-        countPendingRequest()
+        if requestCounted {
+            (endpoint ?? target).requests.increment()
+        } else {
+            countPendingRequest()
+        }
     }
 
     mutating func responseCompleted(status: Int?, since start: NIODeadline, now: NIODeadline = .now()) {
         countPendingRequest()
+        requestCounted = false
         let elapsed = now - start
         let owner = exchangeTarget ?? target
         exchangeTarget = nil
@@ -239,6 +249,7 @@ struct RequestMetrics {
     private mutating func countPendingRequest() {
         guard requestPending else { return }
         requestPending = false
+        requestCounted = true
         (exchangeTarget ?? target).requests.increment()
     }
 }
