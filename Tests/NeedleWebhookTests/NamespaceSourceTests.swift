@@ -215,3 +215,22 @@ struct AdmissionReviewerErrorTests {
         #expect(await review(decidedByPod, with: reviewer) == nil)
     }
 }
+
+@Suite("Admission review response")
+struct AdmissionReviewResponseTests {
+    @Test("the written response is the JSON it means, with and without a patch, warnings and odd characters")
+    func encoded() throws {
+        var response = AdmissionReviewResponse(apiVersion: "admission.k8s.io/v1", uid: "a\"b\\c\u{1}")
+        response.patch = Array(#"[{"op":"add","path":"/x","value":1}]"#.utf8)
+        response.warnings = ["w1", "line\nbreak"]
+        response.auditAnnotations = ["decision": "injected", "reason": "pod annotation enabled"]
+        let parsed = try JSONParser.parse(response.encoded())
+        let patch = Data(#"[{"op":"add","path":"/x","value":1}]"#.utf8).base64EncodedString()
+        #expect(parsed == ["apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": [
+            "uid": "a\"b\\c\u{1}", "allowed": true, "patch": .string(patch), "patchType": "JSONPatch",
+            "warnings": ["w1", "line\nbreak"], "auditAnnotations": ["decision": "injected", "reason": "pod annotation enabled"],
+        ]])
+        let bare = try JSONParser.parse(AdmissionReviewResponse(apiVersion: "admission.k8s.io/v1beta1", uid: "u").encoded())
+        #expect(bare == ["apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "response": ["uid": "u", "allowed": true]])
+    }
+}

@@ -5,6 +5,16 @@ import NeedleContract
 public enum PatchPlanner {
     public static let xtablesLockVolumeBase = "needle-init-xtables-lock"
 
+    /// Where the patch adds, parsed once rather than per review.
+    private enum Path {
+        static let metadata: JSONPointer = "/metadata"
+        static let annotations: JSONPointer = "/metadata/annotations"
+        static let labels: JSONPointer = "/metadata/labels"
+        static let volumes: JSONPointer = "/spec/volumes"
+        static let initContainers: JSONPointer = "/spec/initContainers"
+        static let containers: JSONPointer = "/spec/containers"
+    }
+
     public static func plan(pod: PodView, namespace: String, settings: ProxySettings,
                             configuration: InjectorConfiguration, inheritedAnnotations: [String: String]) -> [PatchOperation] {
         let takenVolumes = Set(pod.volumeNames)
@@ -27,29 +37,29 @@ public enum PatchPlanner {
         let newLabels = labels.filter { pod.labels[$0.key] == nil }
 
         if pod.json["metadata"]?.objectValue == nil {
-            operations.append(.add("/metadata", ["annotations": .object(newAnnotations.mapValues(JSONValue.string)),
+            operations.append(.add(Path.metadata, ["annotations": .object(newAnnotations.mapValues(JSONValue.string)),
                                                  "labels": .object(newLabels.mapValues(JSONValue.string))]))
         } else {
-            operations += addEntries(newAnnotations, into: "/metadata/annotations", exists: pod.hasAnnotations)
-            operations += addEntries(newLabels, into: "/metadata/labels", exists: pod.hasLabels)
+            operations += addEntries(newAnnotations, into: Path.annotations, exists: pod.hasAnnotations)
+            operations += addEntries(newLabels, into: Path.labels, exists: pod.hasLabels)
         }
 
-        operations.append(append(spec.volume, to: "/spec/volumes", exists: pod.hasVolumes))
-        if let tokenVolume = spec.tokenVolume { operations.append(.add(JSONPointer("/spec/volumes").appendingEnd, tokenVolume)) }
+        operations.append(append(spec.volume, to: Path.volumes, exists: pod.hasVolumes))
+        if let tokenVolume = spec.tokenVolume { operations.append(.add(Path.volumes.appendingEnd, tokenVolume)) }
 
         if settings.nativeSidecar {
             // First in line, so the pod's own init containers already run behind a ready proxy.
             if pod.hasInitContainers {
-                operations.append(.add(JSONPointer("/spec/initContainers").appending(index: 0), spec.initContainer))
-                operations.append(.add(JSONPointer("/spec/initContainers").appending(index: 1), spec.proxyContainer))
+                operations.append(.add(Path.initContainers.appending(index: 0), spec.initContainer))
+                operations.append(.add(Path.initContainers.appending(index: 1), spec.proxyContainer))
             } else {
-                operations.append(.add("/spec/initContainers", [spec.initContainer, spec.proxyContainer]))
+                operations.append(.add(Path.initContainers, [spec.initContainer, spec.proxyContainer]))
             }
         } else {
             // After the pod's own init containers: no proxy runs yet to carry their redirected traffic.
-            operations.append(append(spec.initContainer, to: "/spec/initContainers", exists: pod.hasInitContainers))
-            operations.append(pod.hasContainers ? .add(JSONPointer("/spec/containers").appending(index: 0), spec.proxyContainer)
-                : .add("/spec/containers", [spec.proxyContainer]))
+            operations.append(append(spec.initContainer, to: Path.initContainers, exists: pod.hasInitContainers))
+            operations.append(pod.hasContainers ? .add(Path.containers.appending(index: 0), spec.proxyContainer)
+                : .add(Path.containers, [spec.proxyContainer]))
         }
         return operations
     }
