@@ -134,12 +134,14 @@ let package = Package(
         .target(name: "CNeedleFuzzer", path: "Fuzz/CNeedleFuzzer"),
         .target(
             name: "NeedleProxyFuzzing",
-            dependencies: ["NeedleProxy", "CNeedleFuzzer", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: ["NeedleProxy", "NeedleInjection", "CNeedleFuzzer", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .executableTarget(name: "needle-fuzz-http1-exchange", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/HTTP1Exchange"),
         .executableTarget(name: "needle-fuzz-protocol-detection", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/ProtocolDetection"),
         .executableTarget(name: "needle-fuzz-http1-wire", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/HTTP1Wire"),
         .executableTarget(name: "needle-fuzz-dns-answer", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/DNSAnswer"),
+        .executableTarget(name: "needle-fuzz-json-review", dependencies: ["NeedleProxyFuzzing"], path: "Fuzz/JSONReview"),
         // needle-init: the iptables plan (pure) and its application. No Foundation: it ships in the proxy image.
         .target(name: "NeedleInit", dependencies: ["NeedleContract"]),
         .executableTarget(

@@ -79,6 +79,33 @@ struct FuzzHarnessTests {
         }
     }
 
+    @Test("JSON reviews: 4,000 mutated seeds keep every property, and the seeds themselves do")
+    func jsonSweep() throws {
+        var generator = Generator(state: 0x9E37_79B9_7F4A_7C15)
+        let seeds = try Self.regressions("json-review").map(\.bytes)
+        #expect(!seeds.isEmpty)
+        for (name, bytes) in try Self.regressions("json-review") {
+            #expect(JSONReviewHarness.check(bytes).isEmpty, "\(name)")
+        }
+        // Mutations of valid documents, with JSON's own punctuation among the bytes put in.
+        let alphabet = Array(#"{}[]":,\ u0e-+.1tfn"#.utf8) + [0x80, 0xC3, 0xED, 0xFF]
+        for round in 0..<4000 {
+            var input = seeds[round % seeds.count]
+            for _ in 0..<(1 + Int(generator.next() % 3)) where !input.isEmpty {
+                let at = Int(generator.next() % UInt64(input.count))
+                let byte = alphabet[Int(generator.next() % UInt64(alphabet.count))]
+                switch generator.next() % 3 {
+                case 0: input[at] = byte
+                case 1: input.insert(byte, at: at)
+                default: input.remove(at: at)
+                }
+            }
+            let violations = JSONReviewHarness.check(input)
+            #expect(violations.isEmpty, "input \(String(decoding: input, as: UTF8.self)): \(violations)")
+            if !violations.isEmpty { return }
+        }
+    }
+
     @Test("DNS answers: inputs fuzzers found stay fixed")
     func dnsRegressions() throws {
         for (name, bytes) in try Self.regressions("dns-answer") {
