@@ -472,6 +472,11 @@ def webhook_benchmark(args, report, work):
         os.makedirs(static, exist_ok=True)
         with open(os.path.join(static, "inject"), "w") as f:
             f.write(response)
+        # nginx's worker runs as an unprivileged user: it must be able to reach the file, or the ceiling
+        # measures 403 pages instead of the injector's response.
+        for path in (work, static):
+            os.chmod(path, 0o755)
+        os.chmod(os.path.join(static, "inject"), 0o644)
         conf = os.path.join(work, f"ceiling-{containers}.conf")
         with open(conf, "w") as f:
             f.write(f"""daemon off; pid {work}/ceiling-{containers}.pid; error_log stderr error; worker_processes 1;
@@ -482,6 +487,11 @@ http {{ access_log off; keepalive_requests 1000000; default_type application/jso
     location = /inject {{ error_page 405 =200 $uri; }} }} }}""")
         ceiling = subprocess.Popen(["nginx", "-c", conf, "-e", "stderr"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
+        served = subprocess.run(["curl", "-sk", "-w", "\n%{http_code}", "-H", "Content-Type: application/json", "--data-binary",
+                                 f"@{review}", f"https://127.0.0.1:{ceiling_port}/inject"], capture_output=True, text=True).stdout
+        if served != response + "\n200":
+            ceiling.terminate()
+            raise RuntimeError(f"the ceiling does not serve the injector's response: {served[-200:]!r}")
         for level in levels:
             ours, theirs, rss = [], [], []
             for _ in range(args.runs):
