@@ -4,16 +4,10 @@ import NeedleInjection
 /// what it accepts, the writer writes back to the same value; and reading by a shape (dropping what the
 /// injector does not need) accepts whatever a full read accepts, keeping the same values where it keeps them.
 public enum JSONReviewHarness {
-    /// An AdmissionReview's shape, as the webhook reads one (`AdmissionReviewRequest.shape`).
-    static let reviewShape = JSONShape.members([
-        .init("apiVersion"), .init("kind"),
-        .init("request", .members([.init("uid"), .init("kind"), .init("object", PodView.shape)])),
-    ])
-
     public static func check(_ bytes: [UInt8]) -> [String] {
         var violations: [String] = []
         let full = try? JSONParser.parse(bytes)
-        let shaped = try? JSONParser.parse(bytes, keeping: reviewShape)
+        let shaped = try? JSONParser.parse(bytes, keeping: PodView.admissionReviewShape)
         if let full {
             let written = JSONWriter.bytes(full)
             switch Result(catching: { () throws(JSONParser.Failure) -> JSONValue in try JSONParser.parse(written) }) {

@@ -824,8 +824,8 @@ def exchange_all(sock, data, count, deadline):
 
 
 def pipelined_burst(server, ctx, observations, count=3000):
-    """A review big enough to be decided off the event loop, then `count` small ones queued behind it: every
-    answer comes, in order, and the queue does not nest one stack frame per request (which would crash)."""
+    """A review big enough to be decided off the event loop, then `count` small ones queued behind it, each
+    answered at once when its turn comes: every answer comes, in order, and the injector stays up."""
     big = review(base_pod())
     big["request"]["object"]["metadata"]["annotations"]["hostile/pad"] = "p" * (300 * 1024)
     small = review(base_pod())

@@ -69,6 +69,16 @@ public struct PodView: Sendable {
         ])),
     ])
 
+    /// What the webhook reads of an AdmissionReview around the pod; the rest (userInfo, oldObject,
+    /// options) is only checked as JSON.
+    public static let admissionReviewShape = JSONShape.members([
+        .init("apiVersion"), .init("kind"),
+        .init("request", .members([
+            .init("uid"), .init("kind"), .init("subResource"), .init("name"), .init("namespace"), .init("operation"),
+            .init("dryRun"), .init("object", shape),
+        ])),
+    ])
+
     public init(_ json: JSONValue) {
         self.json = json
         let metadata = json["metadata"]

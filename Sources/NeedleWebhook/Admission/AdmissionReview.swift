@@ -23,19 +23,9 @@ struct AdmissionReviewRequest {
         var dryRun: Bool
     }
 
-    /// What the injector reads of a review; the rest (userInfo, oldObject, options, most of the pod) is only
-    /// checked as JSON.
-    static let shape = JSONShape.members([
-        .init("apiVersion"), .init("kind"),
-        .init("request", .members([
-            .init("uid"), .init("kind"), .init("subResource"), .init("name"), .init("namespace"), .init("operation"),
-            .init("dryRun"), .init("object", PodView.shape),
-        ])),
-    ])
-
     init(_ body: Data) throws(ReviewError) {
         let parsed: Result<JSONValue, JSONParser.Failure> = body.withUnsafeBytes { bytes in
-            do throws(JSONParser.Failure) { return .success(try JSONParser.parse(bytes, keeping: Self.shape)) } catch {
+            do throws(JSONParser.Failure) { return .success(try JSONParser.parse(bytes, keeping: PodView.admissionReviewShape)) } catch {
                 return .failure(error)
             }
         }
