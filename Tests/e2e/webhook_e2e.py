@@ -6,7 +6,7 @@ Kubernetes-style ..data symlink swap, the connection cap and graceful shutdown.
 Prints one PASS/FAIL line per check and exits non-zero if any failed. Every server it starts is
 killed at the end, even after a failure; every loop is bounded in count and time."""
 
-import argparse, base64, http.client, json, os, shutil, signal, socket, ssl, subprocess, sys, tempfile, time, urllib.request
+import argparse, base64, http.client, json, os, re, shutil, signal, socket, ssl, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "Webhook", "examples")
@@ -290,8 +290,25 @@ def exercise(inj, ctx, ca, secret, second_pair):
     check("plain HTTP and garbage on the TLS port do not hurt the server", post(inj, ctx, pod)[0] == 200)
 
     # Connection cap: 8 connections; a 9th is refused while they are held.
+    # Both steps wait on the injector's own gauge, not a fixed sleep: the previous check's connection may
+    # still be open on the server (its FIN not yet read) when the held ones arrive, and then one held
+    # connection is rightly refused; and the held ones never start TLS, so the header timeout (2 s) closes
+    # them, and the 9th must be tried while all 8 are counted.
+    def open_connections_reach(expected):
+        deadline, counted = time.time() + 1.5, None
+        while time.time() < deadline:
+            match = re.search(r"^needle_injector_open_connections (\d+)", inj.admin_get("/metrics")[1], re.M)
+            counted = int(match.group(1)) if match else None
+            if counted == expected:
+                break
+            time.sleep(0.02)
+        return counted
+
+    idle = open_connections_reach(0)
+    check("before the connection-cap check no webhook connection is open", idle == 0, idle)
     held = [socket.create_connection(("127.0.0.1", inj.port), timeout=5) for _ in range(8)]
-    time.sleep(0.3)
+    counted = open_connections_reach(8)
+    check("the injector counts the 8 held connections", counted == 8, counted)
     try:
         extra_status = post(inj, ctx, pod)[0]
     except (ConnectionResetError, ssl.SSLError, OSError, http.client.HTTPException):
