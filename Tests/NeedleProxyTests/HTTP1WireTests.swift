@@ -48,6 +48,47 @@ func parsedResponse(_ head: String, answering method: HTTPMethod = .GET) -> Resu
 struct HTTP1WireTests {
     // MARK: Request heads
 
+    /// The head the upstream gets when the decoder reads `head` as one buffer, and whether it is that buffer's
+    /// own bytes (forwarded without a copy).
+    private func forwarded(_ head: String, clientIdentity: ClientIdentityField) -> (text: String, shared: Bool)? {
+        var decoder = HTTP1RequestDecoder(clientIdentity: clientIdentity)
+        let received = ByteBuffer(string: head)
+        decoder.received(received)
+        guard case .head(let parsed)? = decoder.next() else { return nil }
+        let receivedStart = received.withUnsafeReadableBytes { $0.baseAddress }
+        let forwardedStart = parsed.upstreamHead.withUnsafeReadableBytes { $0.baseAddress }
+        return (String(buffer: parsed.upstreamHead), receivedStart == forwardedStart)
+    }
+
+    @Test("a head that needs no change goes upstream as the very bytes received; any change still rewrites it")
+    func unchangedHeadIsNotCopied() throws {
+        let plain = "GET /a HTTP/1.1\r\nHost: app\r\nUser-Agent: h2load\r\nAccept: */*\r\n\r\n"
+        for identity in [ClientIdentityField.untouched, .removed] {
+            let sent = try #require(forwarded(plain, clientIdentity: identity))
+            #expect(sent.text == plain)
+            #expect(sent.shared, "\(identity): an unchanged head is forwarded without a copy")
+        }
+        // Inbound from an authenticated peer the identity field is added: never the received bytes.
+        let meshed = try #require(forwarded(plain, clientIdentity: .set("web.demo.serviceaccount.identity.needle.cluster.local")))
+        #expect(!meshed.shared)
+        #expect(meshed.text == "GET /a HTTP/1.1\r\nHost: app\r\nUser-Agent: h2load\r\nAccept: */*\r\n"
+            + "needle-client-id: web.demo.serviceaccount.identity.needle.cluster.local\r\n\r\n")
+        // A forged identity field from an unauthenticated client is dropped, whatever its case.
+        let forged = try #require(forwarded("GET / HTTP/1.1\r\nHost: app\r\nNeedle-Client-ID: admin\r\n\r\n", clientIdentity: .removed))
+        #expect(forged.text == "GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+        #expect(!forged.shared)
+        // Outbound the same field is the app's own business and goes on as sent.
+        let outbound = try #require(forwarded("GET / HTTP/1.1\r\nHost: app\r\nNeedle-Client-ID: x\r\n\r\n", clientIdentity: .untouched))
+        #expect(outbound.shared)
+        // A hop-by-hop field, or HTTP/1.0, means a rewrite.
+        let hop = try #require(forwarded("GET / HTTP/1.1\r\nHost: app\r\nConnection: keep-alive\r\n\r\n", clientIdentity: .untouched))
+        #expect(hop.text == "GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+        #expect(!hop.shared)
+        let old = try #require(forwarded("GET / HTTP/1.0\r\nHost: app\r\n\r\n", clientIdentity: .untouched))
+        #expect(old.text == "GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+        #expect(!old.shared)
+    }
+
     @Test("a request head: framing, keep-alive, and the head the upstream gets (HTTP/1.1, hop-by-hop fields gone)")
     func requestHead() throws {
         let head = try parsedRequest("""

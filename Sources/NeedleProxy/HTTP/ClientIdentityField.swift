@@ -12,3 +12,14 @@ enum ClientIdentityField: Equatable, Sendable {
 
     static let name = Mesh.clientIDHeader
 }
+
+extension ClientIdentityField {
+    /// Whether a field name read off the wire is this one, ignoring ASCII case.
+    static func isNamed(_ fieldName: UnsafeRawBufferPointer) -> Bool {
+        guard fieldName.count == nameBytes.count else { return false }
+        for index in 0..<fieldName.count where HTTP1Syntax.lowercased(fieldName[index]) != nameBytes[index] { return false }
+        return true
+    }
+
+    private static let nameBytes = Array(name.lowercased().utf8)
+}

@@ -229,21 +229,24 @@ struct HTTP1ServerExchange<Upstream> {
     // MARK: Upstream events
 
     mutating func upstreamAcquired(_ id: ExchangeID, _ upstream: Upstream, reused: Bool, writable: Bool) {
-        guard let current = exchange, current.id == id, case .acquiring(let pending, _) = current.upstream else {
+        // Fields are read in place, not through a copy of the exchange: this runs for every request.
+        guard exchange?.id == id, case .acquiring(let pending, _)? = exchange?.upstream,
+              let head = exchange?.upstreamHead, let method = exchange?.method, let requestEnded = exchange?.requestEnded
+        else {
             // Nobody wants it any more; nothing was written to it, so it can serve someone else.
             actions.append(.releaseUpstream(upstream, reusable: true))
             return
         }
         exchange?.upstream = .attached(upstream, writable: writable)
         exchange?.reusedUpstream = reused
-        actions.append(.sendRequestHead(upstream, current.upstreamHead, method: current.method))
+        actions.append(.sendRequestHead(upstream, head, method: method))
         for part in pending { actions.append(.sendUpstream(upstream, part)) }
         upstreamUnflushed = true
         // Mid-read, the rest of the request is likely in the same read: its end (or the read's) flushes.
-        if current.requestEnded || !readingClient { flushUpstreamIfWritten(upstream) }
+        if requestEnded || !readingClient { flushUpstreamIfWritten(upstream) }
         // Pooled and new connections read; only a client that cannot take more pauses this one.
         if !clientWritable { actions.append(.setUpstreamReading(upstream, false)) }
-        if !current.requestEnded { setClientReading(writable) }
+        if !requestEnded { setClientReading(writable) }
     }
 
     mutating func upstreamUnavailable(_ id: ExchangeID, _ why: UpstreamUnavailable) {
@@ -261,22 +264,26 @@ struct HTTP1ServerExchange<Upstream> {
     }
 
     mutating func responseHead(_ head: HTTP1ResponseHead) {
-        guard let current = exchange, !current.upstream.isAcquiring, case .awaitingHead = current.response else { return }
+        // Fields are read in place, not through a copy of the exchange: this runs for every request.
+        guard exchange?.upstream.isAcquiring == false, case .awaitingHead? = exchange?.response,
+              let version = exchange?.version, let method = exchange?.method
+        else { return }
+        let upgrade = exchange?.upgrade
         if head.isInformational {
             // 100 Continue, 103 Early Hints: forwarded as they come; an HTTP/1.0 client must not get them.
-            if current.version != .http1_0 {
-                actions.append(.respondHead(clientHead(head, version: current.version, connection: .none, framing: .init()),
+            if version != .http1_0 {
+                actions.append(.respondHead(clientHead(head, version: version, connection: .none, framing: .init()),
                                             status: head.status, flush: true))
             }
             return
         }
-        guard head.status != 101 || current.upgrade != nil else {
+        guard head.status != 101 || upgrade != nil else {
             upstreamInvalid("101 Switching Protocols to a request that asked for no upgrade")
             return
         }
-        let switching = head.status == 101 || current.method.isCONNECT && (200..<300).contains(head.status)
-        let (framing, fields) = clientFraming(for: head, version: current.version, switching: switching)
-        if !switching, current.upgrade != nil || current.method.isCONNECT, persistence == .keepAlive {
+        let switching = head.status == 101 || method.isCONNECT && (200..<300).contains(head.status)
+        let (framing, fields) = clientFraming(for: head, version: version, switching: switching)
+        if !switching, upgrade != nil || method.isCONNECT, persistence == .keepAlive {
             // A switch that was refused: the client may already be sending the new protocol, so the
             // connection ends after this answer, and the answer says so.
             persistence = .closeAfterExchange
@@ -287,20 +294,20 @@ struct HTTP1ServerExchange<Upstream> {
             persistence = .closeAfterExchange
         }
         let connection: HTTP1HeadWriter.ConnectionField
-        if switching, let upgrade = current.upgrade {
+        if switching, let upgrade = upgrade {
             connection = .upgrade(upgrade)
         } else if switching {
             connection = .none  // CONNECT
         } else if persistence != .keepAlive {
             connection = .close
-        } else if current.version == .http1_0 {
+        } else if version == .http1_0 {
             connection = .keepAlive
         } else {
             connection = .none
         }
         exchange?.response = .streaming(status: head.status, upstreamKeepAlive: head.keepAlive, switchingProtocols: switching,
                                         framing: framing)
-        actions.append(.respondHead(clientHead(head, version: current.version, connection: connection, framing: fields),
+        actions.append(.respondHead(clientHead(head, version: version, connection: connection, framing: fields),
                                     status: head.status, flush: false))
         clientUnflushed = true
     }
@@ -476,7 +483,10 @@ struct HTTP1ServerExchange<Upstream> {
 
     private func clientHead(_ head: HTTP1ResponseHead, version: HTTPVersion, connection: HTTP1HeadWriter.ConnectionField,
                             framing: HTTP1HeadWriter.ClientFraming) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: head.raw.readableBytes + 48)
+        var capacity = head.raw.readableBytes + 48
+        // A short body joins the head in one write (`WriteCoalescer`): room for it now saves a reallocation.
+        if case .length(let length) = head.framing, length <= WriteCoalescer.maximumHeldBytes { capacity += length }
+        var buffer = allocator.buffer(capacity: capacity)
         HTTP1HeadWriter.clientResponse(head, version: version, connection: connection, framing: framing, into: &buffer)
         return buffer
     }

@@ -58,6 +58,21 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
 
         var total: Int { idle.count + leased + connecting }
         var isEmpty: Bool { total == 0 && waiters.isEmpty && backoff == nil }
+
+        /// The per-request release: back to the idle list when no one waits and there is room. A mutating
+        /// method, so it runs in place in the dictionary (reading `values[index].field` copies the state).
+        mutating func parkIfUnwanted(_ connection: Connection, now: NIODeadline, maximumIdle: Int) -> Bool {
+            guard waiters.isEmpty, idle.count < maximumIdle else { return false }
+            leased -= 1
+            idle.append(IdleConnection(connection: connection, since: now))
+            return true
+        }
+
+        mutating func takeNewestIdle() -> Connection? {
+            guard let newest = idle.popLast() else { return nil }
+            leased += 1
+            return newest.connection
+        }
     }
 
     let limits: Limits
@@ -70,9 +85,8 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
     /// A pooled connection if one is idle now (no waiting, no connecting). Runs per request, so it changes
     /// the destination's state in place: a copy would copy its idle list too.
     mutating func takeIdle(_ target: Target) -> Connection? {
-        guard let index = targets.index(forKey: target), let newest = targets.values[index].idle.popLast() else { return nil }
-        targets.values[index].leased += 1
-        return newest.connection
+        guard let index = targets.index(forKey: target) else { return nil }
+        return targets.values[index].takeNewestIdle()
     }
 
     mutating func acquire(_ target: Target, waiter: Waiter, now: NIODeadline) -> Acquisition {
@@ -113,9 +127,7 @@ struct UpstreamPoolState<Target: Hashable, Connection: Hashable, Waiter> {
     mutating func release(_ target: Target, _ connection: Connection, reusable: Bool, now: NIODeadline) -> Release {
         guard let index = targets.index(forKey: target) else { return .close(connection) }
         // The common case, in place (per request): no one waits and the connection goes back to the idle list.
-        if reusable, targets.values[index].waiters.isEmpty, targets.values[index].idle.count < limits.maximumIdlePerTarget {
-            targets.values[index].leased -= 1
-            targets.values[index].idle.append(IdleConnection(connection: connection, since: now))
+        if reusable, targets.values[index].parkIfUnwanted(connection, now: now, maximumIdle: limits.maximumIdlePerTarget) {
             return .park
         }
         var state = targets.values[index]

@@ -25,6 +25,10 @@ enum HTTP1HeadParser {
         var connectionUpgrade = false
         var upgrade: String?
         var nominated: [String] = []
+        /// Hop-by-hop fields (RFC 9110 §7.6.1) and fields named like the mesh's client identity: with none,
+        /// a head can go on exactly as it came.
+        var hopByHopFields = 0
+        var clientIdentityFields = 0
 
         var transferCoding: TransferCoding {
             if transferCodings == 0 { return .absent }
@@ -188,6 +192,11 @@ enum HTTP1HeadParser {
 
     private static func note(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                              into facts: inout FieldFacts) throws(HTTP1WireError) {
+        if HTTP1Syntax.hopByHop(name) != nil {
+            facts.hopByHopFields += 1
+        } else if ClientIdentityField.isNamed(name) {
+            facts.clientIdentityFields += 1
+        }
         switch HTTP1Syntax.lowercased(name[0]) {
         case UInt8(ascii: "c"):
             if HTTP1Syntax.equalsIgnoringCase(name, "content-length") {

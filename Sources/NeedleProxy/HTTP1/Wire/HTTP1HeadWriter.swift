@@ -23,9 +23,8 @@ enum HTTP1HeadWriter {
         buffer.reserveCapacity(minimumWritableBytes: head.count + 32)
         buffer.writeBytes(UnsafeRawBufferPointer(rebasing: head[0..<line.targetEnd]))
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        let dropped = clientIdentity == .untouched ? nominated : nominated + [ClientIdentityField.name]
-        copyFields(head, from: line.fieldsOffset, nominated: dropped, dropContentLength: false,
-                   dropTransferEncoding: false, into: &buffer)
+        copyFields(head, from: line.fieldsOffset, nominated: nominated, dropClientIdentity: clientIdentity != .untouched,
+                   dropContentLength: false, dropTransferEncoding: false, into: &buffer)
         if case .set(let peer) = clientIdentity {
             buffer.writeString(ClientIdentityField.name)
             buffer.writeStaticString(": ")
@@ -73,7 +72,7 @@ enum HTTP1HeadWriter {
         buffer.writeStaticString(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         response.raw.withUnsafeReadableBytes { head in
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: head[response.statusOffset..<response.fieldsOffset]))
-            copyFields(head, from: response.fieldsOffset, nominated: response.nominated,
+            copyFields(head, from: response.fieldsOffset, nominated: response.nominated, dropClientIdentity: false,
                        dropContentLength: framing.dropContentLength, dropTransferEncoding: framing.dropTransferEncoding,
                        into: &buffer)
         }
@@ -96,7 +95,7 @@ enum HTTP1HeadWriter {
 
     /// Copies the field lines of a parsed head (which ends with the blank line) except the dropped ones,
     /// in runs of consecutive kept lines.
-    private static func copyFields(_ head: UnsafeRawBufferPointer, from offset: Int, nominated: [String],
+    private static func copyFields(_ head: UnsafeRawBufferPointer, from offset: Int, nominated: [String], dropClientIdentity: Bool,
                                    dropContentLength: Bool, dropTransferEncoding: Bool, into buffer: inout ByteBuffer) {
         let end = head.count - 2
         var runStart = offset
@@ -108,7 +107,7 @@ enum HTTP1HeadWriter {
             let name = UnsafeRawBufferPointer(rebasing: head[lineStart..<index])
             while index < end, head[index] != HTTP1Syntax.cr { index += 1 }
             index = min(index + 2, end)
-            guard drops(name, nominated: nominated, dropContentLength: dropContentLength,
+            guard drops(name, nominated: nominated, dropClientIdentity: dropClientIdentity, dropContentLength: dropContentLength,
                         dropTransferEncoding: dropTransferEncoding)
             else { continue }
             if runStart < lineStart { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: head[runStart..<lineStart])) }
@@ -118,9 +117,10 @@ enum HTTP1HeadWriter {
     }
 
     @inline(__always)
-    private static func drops(_ name: UnsafeRawBufferPointer, nominated: [String], dropContentLength: Bool,
-                              dropTransferEncoding: Bool) -> Bool {
+    private static func drops(_ name: UnsafeRawBufferPointer, nominated: [String], dropClientIdentity: Bool,
+                              dropContentLength: Bool, dropTransferEncoding: Bool) -> Bool {
         if HTTP1Syntax.hopByHop(name) != nil { return true }
+        if dropClientIdentity, ClientIdentityField.isNamed(name) { return true }
         if dropContentLength, HTTP1Syntax.equalsIgnoringCase(name, "content-length") { return true }
         if dropTransferEncoding, HTTP1Syntax.equalsIgnoringCase(name, "transfer-encoding") { return true }
         for field in nominated where equalsIgnoringCase(name, field) { return true }

@@ -109,7 +109,7 @@ struct HTTP1RequestDecoder {
         case .complete(let length):
             let head = unread.readSlice(length: length) ?? ByteBuffer()
             let parsed = head.withUnsafeReadableBytes { bytes in
-                Result { () throws(HTTP1WireError) in try Self.request(bytes, clientIdentity: clientIdentity) }
+                Result { () throws(HTTP1WireError) in try Self.request(bytes, clientIdentity: clientIdentity, raw: head) }
             }
             switch parsed {
             case .success(let request):
@@ -123,8 +123,11 @@ struct HTTP1RequestDecoder {
         }
     }
 
-    /// Parses a complete request head and checks its framing (RFC 9112 §6.1, §6.3).
-    static func request(_ head: UnsafeRawBufferPointer, clientIdentity: ClientIdentityField = .untouched) throws(HTTP1WireError) -> HTTP1RequestHead {
+    /// Parses a complete request head and checks its framing (RFC 9112 §6.1, §6.3). `raw`, the same bytes in
+    /// a buffer, is sent on as it is when the upstream head would be identical (the common case: HTTP/1.1,
+    /// no hop-by-hop or identity field to drop or add), which saves a copy per request.
+    static func request(_ head: UnsafeRawBufferPointer, clientIdentity: ClientIdentityField = .untouched,
+                        raw: ByteBuffer? = nil) throws(HTTP1WireError) -> HTTP1RequestHead {
         let line = try HTTP1HeadParser.requestLine(head)
         // Inbound, a granted tunnel would carry later bytes to the app unparsed: an app that answers CONNECT
         // with 200 but goes on reading HTTP would take forged identity fields from them.
@@ -155,9 +158,16 @@ struct HTTP1RequestDecoder {
         // included: the upgrade is dropped and the request answered as HTTP/1.1 (a server may ignore
         // Upgrade, RFC 9110 §7.8). WebSocket and other protocols still switch.
         if clientIdentity != .untouched, let asked = upgrade, HTTP1Syntax.namesHTTP(upgrade: asked) { upgrade = nil }
-        var upstreamHead = ByteBufferAllocator().buffer(capacity: head.count + 48)
-        HTTP1HeadWriter.upstreamRequest(head, line: line, nominated: facts.nominated, upgrade: upgrade, clientIdentity: clientIdentity,
-                                        into: &upstreamHead)
+        let upstreamHead: ByteBuffer
+        if let raw, line.version == .http1_1, facts.hopByHopFields == 0, upgrade == nil,
+           clientIdentity == .untouched || clientIdentity == .removed && facts.clientIdentityFields == 0 {
+            upstreamHead = raw
+        } else {
+            var rewritten = ByteBufferAllocator().buffer(capacity: head.count + 48)
+            HTTP1HeadWriter.upstreamRequest(head, line: line, nominated: facts.nominated, upgrade: upgrade,
+                                            clientIdentity: clientIdentity, into: &rewritten)
+            upstreamHead = rewritten
+        }
         return HTTP1RequestHead(method: line.method, version: line.version, keepAlive: keepAlive, upgrade: upgrade,
                                 framing: framing, upstreamHead: upstreamHead)
     }
