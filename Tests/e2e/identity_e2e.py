@@ -279,11 +279,18 @@ def exercise(ctl, api, work, bundle, anchor, secret, issuer1, issuer2):
 
     # Issuer rotation: a half-written key is refused and the old issuer keeps signing; a good pair is taken.
     publish(secret, {"tls.crt": issuer2[0], "tls.key": open(issuer2[1], "rb").read()[:60], "ca.crt": anchor}, "v2")
-    time.sleep(2.5)
+    # Wait until the controller has counted the refused load (it checks every 1 s), not a fixed sleep, so
+    # the good pair below is published only after the broken one was seen.
+    deadline, refused = time.time() + 15, 0
+    while time.time() < deadline:
+        refused = metric(admin_get(ctl.admin, "/metrics")[1], 'needle_controller_issuer_loads_total{result="failure"}') or 0
+        if refused >= 1:
+            break
+        time.sleep(0.2)
     status, body = certify(ctl.port, bundle, csr, token="web-token")
     check("a broken issuer update is refused: the old issuer still signs",
           status == 200 and "issuer-1" in x509_text(split_chain(body)[0] if split_chain(body) else "").split("Issuer:")[-1].split("\n")[0],
-          body[:120])
+          f"refused loads counted: {refused}; {body[:120]}")
     publish(secret, {"tls.crt": issuer2[0], "tls.key": issuer2[1], "ca.crt": anchor}, "v3")
     deadline, rotated = time.time() + 10, False
     while time.time() < deadline and not rotated:

@@ -500,8 +500,10 @@ for i in range(12):
     # 7. Endpoint removal under one keep-alive connection. Peak-EWMA may leave an endpoint without requests for
     # many seconds (one slow answer, decaying over 10 s), and an endpoint that gets none anyway proves nothing
     # when it leaves: web-2 leaves if it answered in the last second, otherwise the endpoint that answered most.
+    # The client must still be answered more than 5 s after the removal (its own timestamps), however fast
+    # a loaded machine lets it go: it runs 9.5 s and the removal comes about 2.5 s in.
     proc = net.spawn_logged(net.ns["client"], [py, tools["http_keepalive.py"], "--host", CLUSTER_IP, "--port", "80", "--count", "400",
-                                               "--interval", "0.05", "--duration", "8.5"], log("removal-client.log"), uid=APP_UID)
+                                               "--interval", "0.05", "--duration", "9.5"], log("removal-client.log"), uid=APP_UID)
     time.sleep(2.5)
     with open(log("removal-client.log")) as f:
         early, _ = parse_lines(f.read())
@@ -520,11 +522,13 @@ for i in range(12):
     late = [t - removed_at for t, ok, app in answers if ok and app == gone and t >= removed_at]
     after5 = [t for t in late if t > 5]
     failures = [app for _, ok, app in answers if not ok]
+    last_answer = max((t - removed_at for t, ok, _ in answers if ok), default=None)
     check(f"an endpoint ({gone}) removed from the EndpointSlice while a keep-alive connection sends a request every 50 ms: "
           f"no answer from it later than 5 s after, and no request fails",
-          gone in before and not after5 and not failures and summary is not None and int(summary["ok"]) >= 100,
+          gone in before and not after5 and not failures and summary is not None and last_answer is not None and last_answer > 5,
           f"before removal {dict(collections.Counter(before))}, {gone} answers after it at {[round(t, 2) for t in late]} s, "
-          f"failures {failures[:3]}, summary {summary}")
+          f"failures {failures[:3]}, the last answer at {last_answer if last_answer is None else round(last_answer, 2)} s, "
+          f"summary {summary}")
     last = max((t for t, ok, app in answers if ok and app == gone), default=None)
     print(f"info: removed {gone} (answers in the second before: {dict(recent)}); its last answer came at "
           + (f"{last - removed_at:+.2f} s from the removal" if last else "never"), flush=True)
@@ -594,9 +598,14 @@ for i in range(3):
     with open(log("stop-existing-client.log")) as f:
         answers, summary = parse_lines(f.read())
     after_stop = collections.Counter(app for t, ok, app in answers if ok and t > stopped_at + 0.5)
+    # Not a count of answers (paced by a loaded machine's clock): answered until at least 3.5 s after the stop,
+    # by the client's own timestamps (it runs 6 s, the stop comes about 1 s in), and no request failed.
+    last_answer = max((t - stopped_at for t, ok, _ in answers if ok), default=None)
     check("controller stopped: the open keep-alive connection keeps working, still balanced over the last known (meshed) endpoints",
-          summary is not None and summary["fail"] == "0" and sum(after_stop.values()) >= 30 and set(after_stop) <= {"web-1", "web-2"},
-          f"{summary}; answers after the stop: {dict(after_stop)}")
+          summary is not None and summary["fail"] == "0" and not [a for a in answers if not a[1]]
+          and last_answer is not None and last_answer >= 3.5 and set(after_stop) <= {"web-1", "web-2"},
+          f"{summary}; answers after the stop: {dict(after_stop)}, "
+          f"the last at {last_answer if last_answer is None else round(last_answer, 2)} s")
     check("controller stopped: a new connection while the lookup is in use keeps its last answer (mTLS to web-1/web-2, "
           "counted tls=\"true\", no fallback)",
           new_summary == {"ok": "10", "fail": "0"} and set(app_counts(new_answers)) <= {"web-1", "web-2"}

@@ -805,9 +805,11 @@ def forged_identity(pod):
           [t for t in seen if t.startswith("/forge")])
 
 
-def metric_value(pod, name):
+def metric_value(pod, name, **labels):
+    """The sum of `name` over every series that carries all of `labels`."""
     text = pod.curl(pod.net.client, f"http://{POD}:4191/metrics").stdout
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((name + " ", name + "{")))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((name + " ", name + "{"))
+               and all(f'{k}="{v}"' in line for k, v in labels.items()))
 
 
 # --- 4. slowloris ------------------------------------------------------------------------------------------
@@ -892,9 +894,18 @@ def drain(pod):
     h2c = H2Client(net.client, POD, H2C_PORT)
     h1 = Raw(net.client, POD, HTTP_PORT)
     try:
+        # SIGTERM goes once the proxy has counted both requests (request_total counts a request when its
+        # upstream is known: it is on its way to the app), bounded at 5 s, not after a fixed sleep.
+        def requests():
+            return [metric_value(pod, "request_total", direction="inbound", target_addr=f"{POD}:{port}")
+                    for port in (H2C_PORT, HTTP_PORT)]
+
+        before = requests()
         sid = h2c.start("/slow?ms=2000")
         h1.send(f"GET /slow?ms=2000 HTTP/1.1\r\nHost: {POD}:{HTTP_PORT}\r\n\r\n".encode())
-        time.sleep(0.5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(now > was for now, was in zip(requests(), before)):
+            time.sleep(0.05)
         os.kill(pod.proxy.pid, signal.SIGTERM)
         sigterm = time.monotonic()
         h1_result = {}

@@ -290,12 +290,12 @@ def exercise(inj, ctx, ca, secret, second_pair):
     check("plain HTTP and garbage on the TLS port do not hurt the server", post(inj, ctx, pod)[0] == 200)
 
     # Connection cap: 8 connections; a 9th is refused while they are held.
-    # Both steps wait on the injector's own gauge, not a fixed sleep: the previous check's connection may
+    # Each step waits on the injector's own gauge, not a fixed sleep: the previous check's connection may
     # still be open on the server (its FIN not yet read) when the held ones arrive, and then one held
     # connection is rightly refused; and the held ones never start TLS, so the header timeout (2 s) closes
     # them, and the 9th must be tried while all 8 are counted.
-    def open_connections_reach(expected):
-        deadline, counted = time.time() + 1.5, None
+    def open_connections_reach(expected, seconds):
+        deadline, counted = time.time() + seconds, None
         while time.time() < deadline:
             match = re.search(r"^needle_injector_open_connections (\d+)", inj.admin_get("/metrics")[1], re.M)
             counted = int(match.group(1)) if match else None
@@ -304,10 +304,10 @@ def exercise(inj, ctx, ca, secret, second_pair):
             time.sleep(0.02)
         return counted
 
-    idle = open_connections_reach(0)
+    idle = open_connections_reach(0, 5)
     check("before the connection-cap check no webhook connection is open", idle == 0, idle)
     held = [socket.create_connection(("127.0.0.1", inj.port), timeout=5) for _ in range(8)]
-    counted = open_connections_reach(8)
+    counted = open_connections_reach(8, 1.5)
     check("the injector counts the 8 held connections", counted == 8, counted)
     try:
         extra_status = post(inj, ctx, pod)[0]
@@ -315,9 +315,10 @@ def exercise(inj, ctx, ca, secret, second_pair):
         extra_status = "refused"
     for h in held:
         h.close()
-    time.sleep(0.5)
+    released = open_connections_reach(0, 5)
     check("over the connection cap a new connection is refused", extra_status == "refused", extra_status)
-    check("after held connections close, reviews are served again", post(inj, ctx, pod)[0] == 200)
+    check("after held connections close, reviews are served again", post(inj, ctx, pod)[0] == 200,
+          f"open connections still counted: {released}")
 
     # Admin endpoints.
     status, metrics = inj.admin_get("/metrics")
@@ -343,10 +344,14 @@ def exercise(inj, ctx, ca, secret, second_pair):
     with open(os.path.join(broken, "tls.crt"), "w") as f:
         f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
     publish_secret(secret, os.path.join(broken, "tls.crt"), second_pair[1], "v3")
-    time.sleep(3)
+    # Wait on the injector's own count of the rejected load (checked every 1 s), not a fixed sleep.
+    deadline, rejected = time.time() + 15, False
+    while time.time() < deadline and not rejected:
+        rejected = 'needle_injector_certificate_loads_total{result="failure"}' in inj.admin_get("/metrics")[1]
+        if not rejected:
+            time.sleep(0.2)
     check("a broken certificate update is rejected and the previous one keeps serving",
-          served_certificate(inj.port) == expected and post(inj, ctx, pod)[0] == 200
-          and 'needle_injector_certificate_loads_total{result="failure"}' in inj.admin_get("/metrics")[1])
+          rejected and served_certificate(inj.port) == expected and post(inj, ctx, pod)[0] == 200)
 
     # Graceful shutdown: a review in flight when SIGTERM arrives still gets its answer.
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", inj.port), timeout=5), server_hostname="localhost")
