@@ -176,7 +176,7 @@ enum HTTP1HeadParser {
             index += 1
             while index < end, HTTP1Syntax.isSpaceOrTab(head[index]) { index += 1 }
             let valueStart = index
-            while index < end, HTTP1Syntax.isFieldValueByte(head[index]) { index += 1 }
+            index = HTTP1Syntax.endOfFieldValue(head, from: index, to: end)
             var valueEnd = index
             guard index + 1 < head.count, head[index] == HTTP1Syntax.cr, head[index + 1] == HTTP1Syntax.lf else {
                 throw .badRequest("malformed header field: a CR, LF, NUL or other control character in a field value")

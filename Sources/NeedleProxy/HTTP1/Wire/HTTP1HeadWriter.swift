@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import NIOCore
 import NIOHTTP1
 
@@ -105,7 +110,12 @@ enum HTTP1HeadWriter {
             let lineStart = index
             while index < end, head[index] != HTTP1Syntax.colon { index += 1 }
             let name = UnsafeRawBufferPointer(rebasing: head[lineStart..<index])
-            while index < end, head[index] != HTTP1Syntax.cr { index += 1 }
+            // A parsed value holds no control byte, so the line's end is its first CR: memchr finds it.
+            if let base = head.baseAddress, index < end, let hit = memchr(base + index, Int32(HTTP1Syntax.cr), end - index) {
+                index = base.distance(to: UnsafeRawPointer(hit))
+            } else {
+                index = end
+            }
             index = min(index + 2, end)
             guard drops(name, nominated: nominated, dropClientIdentity: dropClientIdentity, dropContentLength: dropContentLength,
                         dropTransferEncoding: dropTransferEncoding)
