@@ -30,6 +30,14 @@ struct ExchangeActionChecker {
 
     mutating func observe(_ action: Action) {
         switch action {
+        case .startExchange(let id):
+            observe(.requestHeadReceived)
+            observe(.countRequest)
+            observe(.acquireUpstream(id))
+        case .completeExchange(let status, let started, let upstream, let reusable, let last):
+            observe(.countResponse(status: status, started: started))
+            observe(.releaseUpstream(upstream, reusable: reusable))
+            observe(.respondEnd(last, close: false))
         case .acquireUpstream(let id):
             if outstanding.contains(id) { fail("asked twice for an upstream for exchange \(id)") }
             outstanding.append(id)

@@ -292,6 +292,7 @@ struct HTTP1ServerExchangeTests {
         var started: [NIODeadline] = []
         while let action = m.nextAction() {
             if case .countResponse(_, let start) = action { started.append(start) }
+            if case .completeExchange(_, let start, _, _, _) = action { started.append(start) }
         }
         #expect(started == [t0, t0 + .milliseconds(1)])
     }

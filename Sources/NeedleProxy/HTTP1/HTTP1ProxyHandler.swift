@@ -149,6 +149,10 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
 
     private func run(_ action: HTTP1ServerExchange<HTTP1UpstreamConnection>.Action) {
         switch action {
+        case .startExchange(let id):
+            headerTimer?.headReceived()
+            metrics.requestStarted()
+            acquire(id)
         case .acquireUpstream(let id):
             acquire(id)
         case .sendRequestHead(let upstream, let bytes, let method):
@@ -176,6 +180,11 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
             let last = responseBytes.take() ?? context.channel.allocator.buffer(capacity: 0)
             metrics.target.writeBytes.increment(by: Int64(last.readableBytes))
             context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        case .completeExchange(let status, let started, let upstream, let reusable, let last):
+            metrics.responseCompleted(status: status, since: started)
+            upstreams.release(upstream, reusable: reusable)
+            if let last { write(last) }
+            flushClient()
         case .flushClient:
             flushClient()
         case .respondWithError(let status, let reason, let version, let close):

@@ -23,6 +23,9 @@ enum UpstreamUnavailable: Equatable, Sendable {
 /// a drain all end the connection after the exchange in flight.
 struct HTTP1ServerExchange<Upstream> {
     enum Action {
+        /// A complete request head starts an exchange: the header-read timer stops, the request is counted and
+        /// an upstream connection is acquired (as `acquireUpstream`). One action for what every request does.
+        case startExchange(ExchangeID)
         /// Get an upstream connection, then report `upstreamAcquired` or `upstreamUnavailable` with this id.
         case acquireUpstream(ExchangeID)
         /// A request head; its method tells the upstream's decoder how the answer is framed.
@@ -39,6 +42,9 @@ struct HTTP1ServerExchange<Upstream> {
         /// The response is complete: write its last bytes (the last chunk), flush, and close once they are
         /// out when `close`.
         case respondEnd(ByteBuffer?, close: Bool)
+        /// A response on a connection that stays open is complete: count it, hand its upstream back, then as
+        /// `respondEnd(last, close: false)`. One action for what every keep-alive request does.
+        case completeExchange(status: Int, started: NIODeadline, upstream: Upstream, reusable: Bool, last: ByteBuffer?)
         case flushClient
         /// A response of the proxy's own (errors): status, a one-line reason, and whether to close after it.
         case respondWithError(HTTPResponseStatus, reason: String, version: HTTPVersion, close: Bool)
@@ -332,23 +338,26 @@ struct HTTP1ServerExchange<Upstream> {
         guard case .streaming(let status, let upstreamKeepAlive, let switching, let framing)? = exchange?.response,
               let upstream = exchange?.upstream.upstream, let current = exchange.take()
         else { return }
-        actions.append(.countResponse(status: status, started: current.started))
         let last = HTTP1BodyEncoder.end(trailers: trailers, framing: framing, allocator: allocator)
         clientUnflushed = false
         if switching {
+            actions.append(.countResponse(status: status, started: current.started))
             persistence = .done
             queued.removeAll()
             actions.append(.respondEnd(last, close: false))
             actions.append(.startTunnel(upstream))
             return
         }
-        actions.append(.releaseUpstream(upstream, reusable: current.requestEnded && upstreamKeepAlive))
+        let reusable = current.requestEnded && upstreamKeepAlive
         // A response that ends before its request did: the rest of that request cannot be skipped safely.
         if !current.requestEnded { persistence = .closeAfterExchange }
         if persistence == .keepAlive {
-            actions.append(.respondEnd(last, close: false))
+            actions.append(.completeExchange(status: status, started: current.started, upstream: upstream, reusable: reusable,
+                                             last: last))
             startQueuedRequests()
         } else {
+            actions.append(.countResponse(status: status, started: current.started))
+            actions.append(.releaseUpstream(upstream, reusable: reusable))
             persistence = .done
             queued.removeAll()
             actions.append(.respondEnd(last, close: true))
@@ -449,15 +458,13 @@ struct HTTP1ServerExchange<Upstream> {
     }
 
     private mutating func start(_ head: HTTP1RequestHead, now: NIODeadline) {
-        actions.append(.requestHeadReceived)
-        actions.append(.countRequest)
         if !head.keepAlive { persistence = .closeAfterExchange }
         let id = nextID
         nextID &+= 1
         upstreamUnflushed = false
         exchange = Exchange(id: id, version: head.version, method: head.method, upgrade: head.upgrade, started: now,
                             upstreamHead: head.upstreamHead, requestFraming: head.framing == .chunked ? .chunked : .raw)
-        actions.append(.acquireUpstream(id))
+        actions.append(.startExchange(id))
     }
 
     /// How the response body is framed for the client, and what that does to its framing fields

@@ -39,6 +39,11 @@ extension HTTP1ServerExchange where Upstream == String {
         var out: [String] = []
         while let action = nextAction() {
             switch action {
+            // The combined actions read as the steps they stand for.
+            case .startExchange(let id): out += ["head-received", "count-request", "acquire \(id)"]
+            case .completeExchange(let status, _, let u, let reusable, let last):
+                out += ["count-response \(status)", "release \(u) \(reusable ? "reusable" : "closed")",
+                        "respond end" + (last.map { $0.readableBytes > 5 ? " with trailers" : "" } ?? "") + " flush"]
             case .acquireUpstream(let id): out.append("acquire \(id)")
             case .sendRequestHead(let u, let head, _):
                 out.append("send \(u) head " + String(buffer: head).split(separator: " ").prefix(2).joined(separator: " "))
