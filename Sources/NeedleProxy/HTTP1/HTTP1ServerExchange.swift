@@ -123,7 +123,7 @@ struct HTTP1ServerExchange<Upstream> {
     private var upstreamUnflushed = false
     private var readingClient = false
     private let allocator = ByteBufferAllocator()
-    private var actions: CircularBuffer<Action> = CircularBuffer(initialCapacity: 8)
+    private var actions = ActionQueue<Action>()
 
     init() {}
 

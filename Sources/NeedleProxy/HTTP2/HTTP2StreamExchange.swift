@@ -40,7 +40,7 @@ struct HTTP2StreamExchange<Upstream> {
     private var state = State.awaitingRequest
     private var clientReading = true
     private var clientWritable = true
-    private var actions: CircularBuffer<Action> = CircularBuffer(initialCapacity: 8)
+    private var actions = ActionQueue<Action>()
     private let clientIdentity: ClientIdentityField
 
     init(clientIdentity: ClientIdentityField = .untouched) {
