@@ -121,6 +121,8 @@ class App(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A real server's backlog, not socketserver's 5 (see http_app.py).
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         pass  # hostile input is expected; tracebacks would only fill the log

@@ -53,6 +53,9 @@ class App(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a proxy opening a burst of connections (20 stale pooled ones
+    # replaced at once) would overflow it, and a dropped SYN waits 1 s to be resent, past the proxy's 100 ms inbound connect timeout (a 504).
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         pass
