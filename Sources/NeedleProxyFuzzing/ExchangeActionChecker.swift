@@ -31,7 +31,6 @@ struct ExchangeActionChecker {
     mutating func observe(_ action: Action) {
         switch action {
         case .startExchange(let id):
-            observe(.requestHeadReceived)
             observe(.countRequest)
             observe(.acquireUpstream(id))
         case .completeExchange(let status, let started, let upstream, let reusable, let last):
@@ -74,7 +73,7 @@ struct ExchangeActionChecker {
             if responses > requests { fail("counted \(responses) responses for \(requests) requests") }
         case .close:
             clientClosing = true
-        case .setClientReading, .requestHeadReceived, .awaitRequestHead:
+        case .setClientReading, .awaitRequestHead:
             break
         }
     }

@@ -170,21 +170,12 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
             if flush { flushClient() }
         case .respondBody(let bytes):
             write(bytes)
-        case .respondEnd(let bytes, let close):
-            guard let context else { return }
-            if let bytes { write(bytes) }
-            guard close else {
-                flushClient()
-                return
-            }
-            let last = responseBytes.take() ?? context.channel.allocator.buffer(capacity: 0)
-            metrics.target.writeBytes.increment(by: Int64(last.readableBytes))
-            context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        case .respondEnd(let last, let close):
+            endResponse(last, close: close)
         case .completeExchange(let status, let started, let upstream, let reusable, let last):
             metrics.responseCompleted(status: status, since: started)
             upstreams.release(upstream, reusable: reusable)
-            if let last { write(last) }
-            flushClient()
+            endResponse(last, close: false)
         case .flushClient:
             flushClient()
         case .respondWithError(let status, let reason, let version, let close):
@@ -199,8 +190,6 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
             guard let context else { return }
             try? context.channel.syncOptions?.setOption(.autoRead, value: enabled)
             if enabled { context.read() }
-        case .requestHeadReceived:
-            headerTimer?.headReceived()
         case .awaitRequestHead:
             headerTimer?.awaitNextHead()
         case .countRequest:
@@ -217,6 +206,20 @@ final class HTTP1ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, H
         case .close:
             context?.close(promise: nil)
         }
+    }
+
+    /// A response's last bytes (the last chunk, if any), flushed; with `close`, the connection closes once
+    /// they are out.
+    private func endResponse(_ last: ByteBuffer?, close: Bool) {
+        guard let context else { return }
+        if let last { write(last) }
+        guard close else {
+            flushClient()
+            return
+        }
+        let held = responseBytes.take() ?? context.channel.allocator.buffer(capacity: 0)
+        metrics.target.writeBytes.increment(by: Int64(held.readableBytes))
+        context.writeAndFlush(wrapOutboundOut(held)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     private func write(_ bytes: ByteBuffer) {

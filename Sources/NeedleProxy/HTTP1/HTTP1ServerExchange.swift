@@ -49,8 +49,6 @@ struct HTTP1ServerExchange<Upstream> {
         /// A response of the proxy's own (errors): status, a one-line reason, and whether to close after it.
         case respondWithError(HTTPResponseStatus, reason: String, version: HTTPVersion, close: Bool)
         case setClientReading(Bool)
-        /// A complete request head arrived: the header-read timer stops.
-        case requestHeadReceived
         /// Nothing in flight and nothing queued: the next request head must arrive within the header timeout.
         case awaitRequestHead
         case countRequest

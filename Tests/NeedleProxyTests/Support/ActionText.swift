@@ -58,7 +58,6 @@ extension HTTP1ServerExchange where Upstream == String {
             case .flushClient: out.append("flush-client")
             case .respondWithError(let status, _, _, let close): out.append("error \(status.code)\(close ? " close" : "")")
             case .setClientReading(let on): out.append("client-reading \(on)")
-            case .requestHeadReceived: out.append("head-received")
             case .awaitRequestHead: out.append("await-head")
             case .countRequest: out.append("count-request")
             case .countResponse(let status, _): out.append("count-response \(status.map(String.init) ?? "none")")
