@@ -141,6 +141,7 @@ class Lab:
         self.proxy_binary = net.install(os.path.abspath(args.proxy))
         self.init_binary = net.install(os.path.abspath(args.init))
         self.proxy = None
+        self.intercepting = False
 
     def write(self, name, text):
         path = os.path.join(self.net.scratch, name)
@@ -171,8 +172,19 @@ http {{
             time.sleep(0.1)
         raise RuntimeError(f"nothing listens on {POD}:{port}")
 
+    def intercept(self):
+        """needle-init's rules, as in a meshed pod; HAProxy's and nginx's ports are exempt, so they keep their own
+        listeners yet pay the same netfilter hooks (connection tracking on every packet) as needle-proxy."""
+        if not self.intercepting:
+            self.net.run(self.net.pod, [self.init_binary, "--proxy-uid", "2102", "--inbound-ports-to-ignore", f"4191,{HAPROXY_PORT},{NGINX_PROXY_PORT}"])
+            self.intercepting = True
+
+    def stop_intercepting(self):
+        self.net.run(self.net.pod, [self.init_binary, "--cleanup"])
+        self.intercepting = False
+
     def start_needle(self):
-        self.net.run(self.net.pod, [self.init_binary, "--proxy-uid", "2102", "--inbound-ports-to-ignore", f"4191,{HAPROXY_PORT},{NGINX_PROXY_PORT}"])
+        self.intercept()
         env = ["env", "-i", "PATH=/usr/bin:/bin", f"NEEDLE_PROXY_INBOUND_IPS={POD},{PodNetwork.POD_EXTERNAL_V4}", "NEEDLE_PROXY_LOG=warning"]
         self.proxy = self.net.spawn(self.net.pod, ["bash", "-c", "ulimit -n $(ulimit -Hn); exec \"$@\"", "needle", *env, self.proxy_binary], uid=2102)
         waited = self.net.run(self.net.pod, ["env", "-i", self.proxy_binary, "await", "--timeout", "15s"], uid=2102)
@@ -180,14 +192,15 @@ http {{
             raise RuntimeError("needle-proxy did not become ready: " + waited.stderr)
         return self.proxy.pid
 
-    def stop_needle(self):
+    def stop_needle(self, keep_interception=False):
         if self.proxy and self.proxy.poll() is None:
             self.proxy.send_signal(signal.SIGTERM)
             try:
                 self.proxy.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 self.proxy.kill()
-        self.net.run(self.net.pod, [self.init_binary, "--cleanup"])
+        if not keep_interception:
+            self.stop_intercepting()
 
     def start_haproxy(self):
         conf = self.write("haproxy.cfg", f"""
@@ -280,6 +293,11 @@ def proxy_benchmark(lab, args, report):
     pids["nginx"] = int(nginx_workers[0]) if nginx_workers else nginx_proxy.pid
     for run in range(args.runs):
         for name, port in peers:
+            # The direct path is the unmeshed pod; every proxy runs with the pod's interception rules in place.
+            if name == "direct":
+                lab.stop_intercepting()
+            else:
+                lab.intercept()
             if name == "needle-proxy":
                 pids[name] = lab.start_needle()
             pid = pids.get(name)
@@ -306,8 +324,10 @@ def proxy_benchmark(lab, args, report):
                 h2c[name].append(h2load(net, f"http://{POD}:{APP_H2_PORT}/", rate=args.rate, connections=10, streams=10,
                                         duration=args.short, warmup=1, h1=False))
             if name == "needle-proxy":
-                lab.stop_needle()
-            print(f"bench: run {run + 1}/{args.runs} {name}: {fixed[name][-1]['rate']:.0f} req/s, p99 {fixed[name][-1]['p99']:.2f} ms", flush=True)
+                lab.stop_needle(keep_interception=True)
+            cpu = f", CPU {resources[name][-1]['cpu']:.3f} s/10k" if pid else ""
+            print(f"bench: run {run + 1}/{args.runs} {name}: {fixed[name][-1]['rate']:.0f} req/s, p99 {fixed[name][-1]['p99']:.2f} ms{cpu}", flush=True)
+    lab.stop_intercepting()
     haproxy.terminate()
     nginx_proxy.terminate()
 
@@ -326,6 +346,12 @@ def proxy_benchmark(lab, args, report):
                      f"{fmt(row['p50'] - direct['p50']) if name != 'direct' else '–'} | {fmt(row['p99'] - direct['p99']) if name != 'direct' else '–'} | "
                      f"{sum(r['errors'] for r in runs)} | {fmt(median_of(res, 'peak'), 1)} | {fmt(median_of(res, 'steady'), 1)} | "
                      f"{fmt(median_of(res, 'anon'), 1)} | {fmt(median_of(res, 'cpu'), 3)} |")
+    if resources.get("needle-proxy") and resources.get("HAProxy"):
+        # Measured minutes apart on a shared machine, the medians drift together; the ratio within each run does not.
+        ratios = [n["cpu"] / h["cpu"] for n, h in zip(resources["needle-proxy"], resources["HAProxy"]) if h["cpu"] > 0]
+        if ratios:
+            lines += ["", "needle-proxy's CPU per request over HAProxy's, run by run (each pair measured back to back): "
+                      + ", ".join(f"{r:.2f}" for r in ratios) + f" (median {statistics.median(ratios):.2f})."]
     lines += ["", f"### Unthrottled HTTP/1.1 ({args.connections} connections, {args.short} s, one worker; median)", "",
               "| path | req/s | ratio to direct | p50 ms | p99 ms |", "|---|---|---|---|---|"]
     top_direct = median_of(unthrottled["direct"], "rate")
@@ -588,7 +614,9 @@ def main():
                 report.append("## needle-proxy beside the direct path, HAProxy and nginx\n")
                 report.append("The app is nginx returning a 512-byte body in the pod namespace; the load comes from a client namespace over a "
                               "veth pair. needle-proxy runs transparently (needle-init's iptables REDIRECT, as in a real pod); HAProxy and "
-                              "nginx run as plain reverse proxies on their own ports in the same namespace, keep-alive to the app.\n")
+                              "nginx run as plain reverse proxies on their own ports in the same namespace, keep-alive to the app. Every "
+                              "proxy is measured with needle-init's rules installed (HAProxy's and nginx's ports exempt), so all pass the "
+                              "same netfilter hooks (connection tracking on every packet); only the direct path runs without them.\n")
                 for section in (proxy_benchmark,) if args.only_proxy else (proxy_benchmark, connection_scale):
                     try:
                         section(lab, args, report)
