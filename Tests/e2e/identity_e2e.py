@@ -11,7 +11,7 @@ import argparse, http.client, os, re, shutil, signal, subprocess, sys, tempfile,
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
-from webhook_e2e import check, free_port, issue, make_ca, processes, results, run  # noqa: E402
+from webhook_e2e import check, free_port, issue, make_ca, processes, results, run, wait_for  # noqa: E402
 from token_review_api import TokenReviews, serve  # noqa: E402
 from cluster_api import ClusterObjects  # noqa: E402
 from destination_checks import destinations  # noqa: E402
@@ -129,17 +129,15 @@ class Controller:
         processes.append(self.proc)
 
     def wait_ready(self, seconds=20):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
+        def state():
             if self.proc.poll() is not None:
-                return False
+                return "exited"
             try:
-                if admin_get(self.admin, "/ready")[0] == 200:
-                    return True
+                return "ready" if admin_get(self.admin, "/ready")[0] == 200 else None
             except OSError:
-                pass
-            time.sleep(0.1)
-        return False
+                return None
+
+        return wait_for(state, seconds) == "ready"
 
     def stop(self):
         if self.proc.poll() is None:
@@ -281,25 +279,20 @@ def exercise(ctl, api, work, bundle, anchor, secret, issuer1, issuer2):
     publish(secret, {"tls.crt": issuer2[0], "tls.key": open(issuer2[1], "rb").read()[:60], "ca.crt": anchor}, "v2")
     # Wait until the controller has counted the refused load (it checks every 1 s), not a fixed sleep, so
     # the good pair below is published only after the broken one was seen.
-    deadline, refused = time.time() + 15, 0
-    while time.time() < deadline:
-        refused = metric(admin_get(ctl.admin, "/metrics")[1], 'needle_controller_issuer_loads_total{result="failure"}') or 0
-        if refused >= 1:
-            break
-        time.sleep(0.2)
+    refused_loads = lambda: metric(admin_get(ctl.admin, "/metrics")[1], 'needle_controller_issuer_loads_total{result="failure"}') or 0
+    refused = wait_for(refused_loads, 15, 0.2, done=lambda count: count >= 1)
     status, body = certify(ctl.port, bundle, csr, token="web-token")
     check("a broken issuer update is refused: the old issuer still signs",
           status == 200 and "issuer-1" in x509_text(split_chain(body)[0] if split_chain(body) else "").split("Issuer:")[-1].split("\n")[0],
           f"refused loads counted: {refused}; {body[:120]}")
     publish(secret, {"tls.crt": issuer2[0], "tls.key": issuer2[1], "ca.crt": anchor}, "v3")
-    deadline, rotated = time.time() + 10, False
-    while time.time() < deadline and not rotated:
+
+    def signed_by_issuer_2():
         status, body = certify(ctl.port, bundle, csr, token="web-token")
         leaf = split_chain(body)[0] if status == 200 and split_chain(body) else ""
-        rotated = "issuer-2" in x509_text(leaf).split("Issuer:")[-1].split("\n")[0]
-        if not rotated:
-            time.sleep(0.5)
-    check("a good issuer update is taken without a restart", rotated)
+        return "issuer-2" in x509_text(leaf).split("Issuer:")[-1].split("\n")[0]
+
+    check("a good issuer update is taken without a restart", wait_for(signed_by_issuer_2, 10, 0.5))
 
     # Kubernetes API down: the controller says so (503 error) and keeps serving.
     saved, api.controller_token = api.controller_token, "rotated-elsewhere"

@@ -8,7 +8,7 @@ import argparse, json, os, shutil, ssl, sys, tempfile, threading, time, urllib.p
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webhook_e2e import Injector, check, issue, make_ca, post, processes, read_example, results, tls_context  # noqa: E402
+from webhook_e2e import Injector, check, issue, make_ca, post, processes, read_example, results, tls_context, wait_for  # noqa: E402
 
 
 class FakeAPI:
@@ -137,15 +137,6 @@ def make_handler(api):
                 return
 
     return Handler
-
-
-def wait_for(predicate, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def review_in(inj, ctx, namespace):

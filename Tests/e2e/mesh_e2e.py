@@ -22,10 +22,9 @@ sys.path.insert(0, HERE)
 from netns import have_root  # noqa: E402
 from meshnet import MeshNetwork  # noqa: E402
 from proxy_e2e import Pod, check, results  # noqa: E402
-from webhook_e2e import issue, make_ca, run  # noqa: E402
+from webhook_e2e import issue, make_ca, run, wait_for  # noqa: E402
 from identity_e2e import CONTROLLER_NAME, make_issuer  # noqa: E402
 from destination_checks import POD_PATH, SERVICE_PATH, SLICE_PATH  # noqa: E402
-from proxy_identity_e2e import wait_for  # noqa: E402
 
 TOOLS = os.path.join(HERE, "tools")
 AUDIENCE = "identity.needle.dev"
@@ -309,7 +308,7 @@ def scenario(net, args):
     controller_ready = lambda: net.run(node, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
                                               "http://127.0.0.1:9996/ready"]).stdout == "200"
     ctl = net.spawn_logged(node, controller_argv, log("controller-1.log"))
-    check("the controller is ready in the node namespace", wait_for(controller_ready, 20))
+    check("the controller is ready in the node namespace", wait_for(controller_ready, 20, 0.25))
     for port, target in ((80, HTTP_PORT), (81, H2C_PORT), (82, TCP_PORT)):
         net.sh("ip", "netns", "exec", node, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", CLUSTER_IP, "-p", "tcp",
                "--dport", str(port), "-j", "DNAT", "--to-destination", f"{net.ip['legacy']}:{target}")
@@ -353,7 +352,7 @@ def scenario(net, args):
                                      log(f"proxy-{short}.log"), uid=PROXY_UID)
 
     # 1. Ready.
-    ready = wait_for(lambda: all(pod.admin_status("/ready") == "200" for pod in pods.values()), 30)
+    ready = wait_for(lambda: all(pod.admin_status("/ready") == "200" for pod in pods.values()), 30, 0.25)
     check("every proxy gets its certificate and becomes ready (/ready 200)", ready,
           {short: pod.admin_status("/ready") for short, pod in pods.items()})
 
@@ -375,7 +374,7 @@ def scenario(net, args):
         proc = net.spawn_logged(node, ["tcpdump", "-i", net.node_link[short], "--immediate-mode", "-U", "-n", "-s", "0", "-Z", "root", "-w", path, "tcp"],
                                 log(f"tcpdump-{short}.log"))
         captures[short] = (proc, path)
-    wait_for(lambda: all("listening on" in open(log(f"tcpdump-{s}.log")).read() for s in ENDPOINTS), 10)
+    wait_for(lambda: all("listening on" in open(log(f"tcpdump-{s}.log")).read() for s in ENDPOINTS), 10, 0.25)
 
     # 2. HTTP/1.1 balanced per request over one connection.
     out = client("http_keepalive.py", "--host", CLUSTER_IP, "--port", "80", "--count", "60", "--timeout", "5")
@@ -539,8 +538,10 @@ for i in range(12):
     # answer from web-1 or web-2 means discovery and mTLS, one from legacy-1 the kube-proxy stand-in (fallback).
     changed_at = time.time()
     api.put(SLICE_PATH, slice_object(net, ("web1", "web2")))
-    seen, settled_at, rounds, clean = collections.Counter(), None, 0, []
-    while time.time() - changed_at < 10 and settled_at is None:
+    seen, rounds, clean = collections.Counter(), 0, []
+
+    def settled():
+        nonlocal rounds, clean
         rounds += 1
         out = client("http_keepalive.py", "--host", CLUSTER_IP, "--port", "80", "--count", "10", "--timeout", "5")
         answers, summary = parse_lines(out.stdout)
@@ -548,10 +549,9 @@ for i in range(12):
         seen.update(counts)
         # Settled: two rounds in a row answered by web-1/web-2 alone (the time of the first of them).
         clean = clean + [time.time()] if summary == {"ok": "10", "fail": "0"} and set(counts) <= {"web-1", "web-2"} else []
-        if len(clean) >= 2:
-            settled_at = clean[0]
-        else:
-            time.sleep(0.2)
+        return clean[0] if len(clean) >= 2 else None
+
+    settled_at = wait_for(settled, changed_at + 10 - time.time(), 0.2)
     check("the EndpointSlice changed to web-1 and web-2 only: within 5 s new connections are answered by them alone",
           settled_at is not None and settled_at - changed_at < 5,
           f"{rounds} rounds, {'settled after %.1f s' % (settled_at - changed_at) if settled_at else 'never settled'}: {dict(seen)}")
@@ -626,18 +626,19 @@ for i in range(3):
           and pods["client"].metric(text, "request_total", **mesh_labels) == mesh_before, f"{summary} {dict(counts)} {reasons}")
     restarted_at = time.time()
     ctl = net.spawn_logged(node, controller_argv, log("controller-2.log"))
-    back, attempts, seen = False, 0, collections.Counter()
-    deadline = time.time() + 40
-    while time.time() < deadline and not back:
+    attempts, seen = 0, collections.Counter()
+
+    def mesh_back():
+        nonlocal attempts
         attempts += 1
         before = mesh_requests()
         out = client("http_keepalive.py", "--host", CLUSTER_IP, "--port", "80", "--count", "6", "--timeout", "5")
         answers, summary = parse_lines(out.stdout)
         counts = app_counts(answers)
         seen.update(counts)
-        back = summary == {"ok": "6", "fail": "0"} and set(counts) <= {"web-1", "web-2"} and mesh_requests() >= before + 6
-        if not back:
-            time.sleep(1)
+        return summary == {"ok": "6", "fail": "0"} and set(counts) <= {"web-1", "web-2"} and mesh_requests() >= before + 6
+
+    back = wait_for(mesh_back, 40, 1)
     check("controller restarted: new connections use discovery and mTLS again (answered by web-1/web-2, outbound "
           "tls=\"true\" requests grow)", back,
           f"{attempts} attempts over {time.time() - restarted_at:.1f} s, answers {dict(seen)}; controller ready: {controller_ready()}")

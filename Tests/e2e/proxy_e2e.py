@@ -9,6 +9,7 @@ import argparse, hashlib, os, re, signal, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from netns import PodNetwork, have_root  # noqa: E402
+from webhook_e2e import wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.path.join(HERE, "tools")
@@ -49,15 +50,6 @@ class Pod:
 
     def open_fds(self):
         return len(os.listdir(f"/proc/{self.proxy.pid}/fd"))
-
-    def poll(self, read, done, seconds, interval=0.1):
-        """Reads read() until done(value) or `seconds` pass; returns the last value read."""
-        deadline = time.time() + seconds
-        value = read()
-        while not done(value) and time.time() < deadline:
-            time.sleep(interval)
-            value = read()
-        return value
 
     def start_proxy(self, env):
         full = {"PATH": "/usr/bin:/bin"}
@@ -306,8 +298,8 @@ print(repr(s.recv(10)))
             pod.curl(net.client, "-o", "/dev/null", *[f"http://{POD}:8080/hello"] * 20)
             banner(6379)
         # The proxy's own gauge (summed over every target) first, then its descriptors: no fixed sleep.
-        open_now = pod.poll(lambda: pod.metric(pod.metrics(), "tcp_open_connections"), lambda n: n == 0, 10)
-        fds = pod.poll(pod.open_fds, lambda n: n <= baseline_fds + 4, 5)
+        open_now = wait_for(lambda: pod.metric(pod.metrics(), "tcp_open_connections"), 10, done=lambda n: n == 0)
+        fds = wait_for(pod.open_fds, 5, done=lambda n: n <= baseline_fds + 4)
         check("after clients disconnect no connection or descriptor is left open",
               open_now == 0 and fds <= baseline_fds + 4, f"open connections {open_now}, fds {baseline_fds} -> {fds}")
 
@@ -316,7 +308,7 @@ print(repr(s.recv(10)))
         before = pod.metric(pod.metrics(), "request_total", **inbound)
         slow = subprocess.Popen(net.command(net.client, ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
                                                          f"http://{POD}:8080/slow?ms=2000"]), stdout=subprocess.PIPE, text=True)
-        pod.poll(lambda: pod.metric(pod.metrics(), "request_total", **inbound), lambda n: n > before, 5, interval=0.05)
+        wait_for(lambda: pod.metric(pod.metrics(), "request_total", **inbound), 5, 0.05, done=lambda n: n > before)
         os.kill(pod.proxy.pid, signal.SIGTERM)
         code = slow.communicate(timeout=15)[0]
         check("SIGTERM: a request in flight completes with 200", code == "200", code)

@@ -18,6 +18,7 @@ import argparse, concurrent.futures, contextlib, ctypes, os, random, resource, s
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from netns import PodNetwork, have_root  # noqa: E402
+from webhook_e2e import wait_for  # noqa: E402
 
 try:
     import h2.config, h2.connection, h2.events, h2.exceptions
@@ -236,14 +237,14 @@ def spawn(net, ns, argv, log_name, uid=None, ready_line=None, timeout=10.0):
     net.processes.append(proc)
     proc.log_path = log_path
     if ready_line is not None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def state():
             with open(log_path, "rb") as f:
                 if ready_line.encode() + b"\n" in f.read():
-                    return proc
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
+                    return "ready"
+            return "exited" if proc.poll() is not None else None
+
+        if wait_for(state, timeout, 0.05) == "ready":
+            return proc
         raise RuntimeError(f"{argv} did not print {ready_line!r} within {timeout} s: {read_log(proc)[-300:]!r}")
     return proc
 
@@ -903,9 +904,7 @@ def drain(pod):
         before = requests()
         sid = h2c.start("/slow?ms=2000")
         h1.send(f"GET /slow?ms=2000 HTTP/1.1\r\nHost: {POD}:{HTTP_PORT}\r\n\r\n".encode())
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not all(now > was for now, was in zip(requests(), before)):
-            time.sleep(0.05)
+        wait_for(lambda: all(now > was for now, was in zip(requests(), before)), 5, 0.05)
         os.kill(pod.proxy.pid, signal.SIGTERM)
         sigterm = time.monotonic()
         h1_result = {}
@@ -987,15 +986,17 @@ def descriptor_exhaustion(args):
         finally:
             for s in held:
                 s.close()
-        start, code, tries = time.monotonic(), "", 0
-        while time.monotonic() - start < 5 and tries < 10:
+        tries = 0
+
+        def new_request():
+            nonlocal tries
             tries += 1
             out = pod.curl(net.client, "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", f"http://{POD}:{HTTP_PORT}/hello",
                            timeout=5)
-            code = out.stdout + out.stderr.strip()
-            if code == "200":
-                break
-            time.sleep(0.3)
+            return out.stdout + out.stderr.strip()
+
+        start = time.monotonic()
+        code = wait_for(new_request, 5, 0.3, done=lambda code: code == "200" or tries >= 10)
         check("descriptor exhaustion: after the held connections close, a new request succeeds within 5 s",
               code == "200" and pod.proxy.poll() is None, f"{code} after {time.monotonic() - start:.2f}s, {tries} tries")
 

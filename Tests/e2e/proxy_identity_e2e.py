@@ -12,21 +12,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from netns import PodNetwork, have_root  # noqa: E402
 from proxy_e2e import Pod, check, results  # noqa: E402
-from webhook_e2e import issue, make_ca, run  # noqa: E402
+from webhook_e2e import issue, make_ca, run, wait_for  # noqa: E402
 from identity_e2e import CONTROLLER_NAME, make_issuer  # noqa: E402
 
 TOOLS = os.path.join(HERE, "tools")
 POD, EXT = PodNetwork.POD_CLIENT_V4, PodNetwork.EXTERNAL_V4
 AUDIENCE = "identity.needle.dev"
-
-
-def wait_for(predicate, seconds, interval=0.25):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 WEB_NAME = "web.shop.serviceaccount.identity.needle.cluster.local"
@@ -193,7 +184,7 @@ def main():
                                        "--kube-token-file", controller_token, "--issuer-check-interval", "1"])
         check("the controller is ready in its namespace",
               wait_for(lambda: net.run(net.external, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                                      "http://127.0.0.1:9996/ready"]).stdout == "200", 20))
+                                                      "http://127.0.0.1:9996/ready"]).stdout == "200", 20, 0.25))
         # The pod finds the identity service by its Service name, as the injector writes it, through its own
         # resolv.conf (ip netns exec mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf).
         dns_log = os.path.join(work, "dns.log")
@@ -225,10 +216,10 @@ def main():
         pod.proxy = net.spawn(net.pod, argv, uid=2102)
         admin = lambda path: net.run(net.client, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
                                                   f"http://{POD}:4191{path}"]).stdout
-        check("/live answers at once", wait_for(lambda: admin("/live") == "200", 10))
+        check("/live answers at once", wait_for(lambda: admin("/live") == "200", 10, 0.25))
         # Wait for the proxy's own count of the refused certify call (bounded), not a fixed sleep: the checks
         # below are about a proxy whose token has been refused.
-        refused = wait_for(lambda: pod.metric(pod.metrics(), "identity_cert_refreshes_total", result="error") >= 1, 20)
+        refused = wait_for(lambda: pod.metric(pod.metrics(), "identity_cert_refreshes_total", result="error") >= 1, 20, 0.25)
         check("a refused token keeps the proxy not ready", admin("/ready") == "503")
         early = pod.curl(net.client, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", f"http://{POD}:8080/hello")
         check("before a certificate the inbound listener accepts nothing (the request times out in the backlog)",
@@ -239,7 +230,7 @@ def main():
         # The API learns the token: the proxy's next attempt (re-reading the file) succeeds.
         with open(token, "w") as f:
             f.write("web-token\n")
-        check("with a good token the proxy gets its certificate and becomes ready", wait_for(lambda: admin("/ready") == "200", 40))
+        check("with a good token the proxy gets its certificate and becomes ready", wait_for(lambda: admin("/ready") == "200", 40, 0.25))
         out = pod.curl(net.client, f"http://{POD}:8080/hello")
         check("traffic flows once it is ready", "hello from app" in out.stdout, out.stdout + out.stderr)
         with open(dns_log) as f:
@@ -257,13 +248,15 @@ def main():
 
         # One-minute certificates renew at 70 %: watch one renewal while requests keep going.
         first_ok = pod.metric(text, "identity_cert_refreshes_total", result="ok")
-        failures, deadline = 0, time.time() + 60
-        renewed = False
-        while time.time() < deadline and not renewed:
+        failures = 0
+
+        def request_then_renewed():
+            nonlocal failures
             code = pod.curl(net.client, "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{POD}:8080/hello").stdout
             failures += code != "200"
-            renewed = pod.metric(pod.metrics(), "identity_cert_refreshes_total", result="ok") > first_ok
-            time.sleep(0.5)
+            return pod.metric(pod.metrics(), "identity_cert_refreshes_total", result="ok") > first_ok
+
+        renewed = wait_for(request_then_renewed, 60, 0.5)
         new_expiry = pod.metric(pod.metrics(), "identity_cert_expiration_timestamp_seconds")
         check("the certificate renews before it expires", renewed and new_expiry > expires, (renewed, expires, new_expiry))
         check("no request failed across the renewal", failures == 0, failures)

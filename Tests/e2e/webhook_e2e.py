@@ -19,6 +19,25 @@ def check(name, ok, detail=""):
     print(("PASS " if ok else "FAIL ") + name + ("" if ok or not detail else ": " + str(detail)), flush=True)
 
 
+def wait_for(read, seconds, interval=0.1, done=bool):
+    """The one polling loop of the e2e checks: calls read() until done(value) holds or `seconds` have passed,
+    and returns the last value read. With the default `done` that is the first truthy value, or the last
+    falsy one when time ran out, so `if wait_for(lambda: ..., 10)` reads as a bounded wait on a condition.
+
+    read() is called at once, then every `interval` seconds, and once more at the deadline: no sleep runs
+    past it, so a wait takes at most `seconds` plus one read(). An exception from read() ends the wait
+    (e.g. a server that exited). Keep `interval` as the third positional argument: the benchmarks pass it so."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = read()
+        if done(value):
+            return value
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return value
+        time.sleep(min(interval, left))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,17 +90,17 @@ class Injector:
         self.proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin}",
                                       *args], stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         processes.append(self.proc)
-        deadline = time.time() + 20
-        while time.time() < deadline:
+
+        def ready():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"injector exited with {self.proc.returncode}; see {log_path}")
             try:
-                if self.admin_get("/ready")[0] == 200:
-                    return
+                return self.admin_get("/ready")[0] == 200
             except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("injector did not become ready in 20 s")
+                return False
+
+        if not wait_for(ready, 20):
+            raise RuntimeError("injector did not become ready in 20 s")
 
     def admin_get(self, path):
         conn = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=5)
@@ -294,15 +313,12 @@ def exercise(inj, ctx, ca, secret, second_pair):
     # still be open on the server (its FIN not yet read) when the held ones arrive, and then one held
     # connection is rightly refused; and the held ones never start TLS, so the header timeout (2 s) closes
     # them, and the 9th must be tried while all 8 are counted.
+    def open_connections():
+        match = re.search(r"^needle_injector_open_connections (\d+)", inj.admin_get("/metrics")[1], re.M)
+        return int(match.group(1)) if match else None
+
     def open_connections_reach(expected, seconds):
-        deadline, counted = time.time() + seconds, None
-        while time.time() < deadline:
-            match = re.search(r"^needle_injector_open_connections (\d+)", inj.admin_get("/metrics")[1], re.M)
-            counted = int(match.group(1)) if match else None
-            if counted == expected:
-                break
-            time.sleep(0.02)
-        return counted
+        return wait_for(open_connections, seconds, 0.02, done=lambda counted: counted == expected)
 
     idle = open_connections_reach(0, 5)
     check("before the connection-cap check no webhook connection is open", idle == 0, idle)
@@ -334,10 +350,7 @@ def exercise(inj, ctx, ca, secret, second_pair):
     check("the served certificate is the mounted one", before == pem_to_der(os.path.join(secret, "tls.crt")))
     publish_secret(secret, *second_pair, "v2")
     expected = pem_to_der(second_pair[0])
-    deadline, after = time.time() + 15, before
-    while time.time() < deadline and after != expected:
-        time.sleep(0.5)
-        after = served_certificate(inj.port)
+    after = wait_for(lambda: served_certificate(inj.port), 15, 0.5, done=lambda served: served == expected)
     check("a replaced certificate is served within 15 s, without restart", after == expected and inj.proc.poll() is None)
     broken = os.path.join(os.path.dirname(secret), "broken")
     os.makedirs(broken)
@@ -345,11 +358,7 @@ def exercise(inj, ctx, ca, secret, second_pair):
         f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
     publish_secret(secret, os.path.join(broken, "tls.crt"), second_pair[1], "v3")
     # Wait on the injector's own count of the rejected load (checked every 1 s), not a fixed sleep.
-    deadline, rejected = time.time() + 15, False
-    while time.time() < deadline and not rejected:
-        rejected = 'needle_injector_certificate_loads_total{result="failure"}' in inj.admin_get("/metrics")[1]
-        if not rejected:
-            time.sleep(0.2)
+    rejected = wait_for(lambda: 'needle_injector_certificate_loads_total{result="failure"}' in inj.admin_get("/metrics")[1], 15, 0.2)
     check("a broken certificate update is rejected and the previous one keeps serving",
           rejected and served_certificate(inj.port) == expected and post(inj, ctx, pod)[0] == 200)
 
