@@ -291,13 +291,18 @@ def proxy_benchmark(lab, args, report):
     pids = {"HAProxy": haproxy.pid, "nginx": None}
     nginx_workers = subprocess.run(["pgrep", "-P", str(nginx_proxy.pid)], capture_output=True, text=True).stdout.split()
     pids["nginx"] = int(nginx_workers[0]) if nginx_workers else nginx_proxy.pid
+    def place(name):
+        # The direct path is the unmeshed pod; every proxy runs with the pod's interception rules in place.
+        if name == "direct":
+            lab.stop_intercepting()
+        else:
+            lab.intercept()
+
     for run in range(args.runs):
+        # The fixed-rate runs first, back to back: their CPU figures are compared, and the machine drifts less
+        # between two measurements seconds apart than between two with the other runs in between.
         for name, port in peers:
-            # The direct path is the unmeshed pod; every proxy runs with the pod's interception rules in place.
-            if name == "direct":
-                lab.stop_intercepting()
-            else:
-                lab.intercept()
+            place(name)
             if name == "needle-proxy":
                 pids[name] = lab.start_needle()
             pid = pids.get(name)
@@ -318,15 +323,16 @@ def proxy_benchmark(lab, args, report):
                     # fixed rate the warm-up carried warmup/duration as many again.
                     "cpu": (after[1] - before[1]) / max(result["requests"] * (args.warmup + args.duration) / args.duration, 1) * 10000,
                 })
-            top = h2load(net, f"http://{POD}:{port}/", connections=args.connections, duration=args.short, warmup=1)
-            unthrottled[name].append(top)
+            cpu = f", CPU {resources[name][-1]['cpu']:.3f} s/10k" if pid else ""
+            print(f"bench: run {run + 1}/{args.runs} {name}: {fixed[name][-1]['rate']:.0f} req/s, p99 {fixed[name][-1]['p99']:.2f} ms{cpu}", flush=True)
+        for name, port in peers:
+            place(name)
+            unthrottled[name].append(h2load(net, f"http://{POD}:{port}/", connections=args.connections, duration=args.short, warmup=1))
             if name in h2c:
                 h2c[name].append(h2load(net, f"http://{POD}:{APP_H2_PORT}/", rate=args.rate, connections=10, streams=10,
                                         duration=args.short, warmup=1, h1=False))
-            if name == "needle-proxy":
-                lab.stop_needle(keep_interception=True)
-            cpu = f", CPU {resources[name][-1]['cpu']:.3f} s/10k" if pid else ""
-            print(f"bench: run {run + 1}/{args.runs} {name}: {fixed[name][-1]['rate']:.0f} req/s, p99 {fixed[name][-1]['p99']:.2f} ms{cpu}", flush=True)
+        if "needle-proxy" in pids:
+            lab.stop_needle(keep_interception=True)
     lab.stop_intercepting()
     haproxy.terminate()
     nginx_proxy.terminate()
