@@ -18,9 +18,9 @@ enum HTTP1Syntax {
     static func isTokenByte(_ byte: UInt8) -> Bool {
         let below64: UInt64 = 0x03FF_6CFA_0000_0000  // ! # $ % & ' * + - . 0-9
         let from64: UInt64 = 0x57FF_FFFF_C7FF_FFFE  // A-Z ^ _ ` a-z | ~
-        if byte < 64 { return (below64 >> UInt64(byte)) & 1 != 0 }
-        if byte < 128 { return (from64 >> UInt64(byte &- 64)) & 1 != 0 }
-        return false
+        // One select and one shift instead of two branches: half the instructions per byte.
+        let bits = byte < 64 ? below64 : from64
+        return byte < 128 && (bits >> UInt64(byte & 63)) & 1 != 0
     }
 
     /// A byte a field value may hold: visible characters, obs-text, space and tab. CR, LF, NUL and the
@@ -31,31 +31,45 @@ enum HTTP1Syntax {
     }
 
     /// Where the field-value bytes that start at `start` end: the first byte before `end` that
-    /// `isFieldValueByte` refuses (the CR of a well-formed line), or `end`. Eight bytes at a time while a word
-    /// holds no control byte and no DEL (field values are most of a head's bytes); a word that does, and any
-    /// tail, go byte by byte, so the result is exactly the byte loop's.
+    /// `isFieldValueByte` refuses (the CR of a well-formed line), or `end`. Eight bytes at a time (field values
+    /// are most of a head's bytes): a word's first control byte or DEL is found from its flags at once; a tab
+    /// there is allowed and the scan goes on after it. Bytes short of a word go one by one. The result is
+    /// exactly the byte loop's.
     @inline(__always)
     static func endOfFieldValue(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
         var index = start
         if let base = bytes.baseAddress {
-            while index + 8 <= end, !holdsControlOrDelete(base.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
-                index += 8
+            while index + 8 <= end {
+                let flags = controlOrDeleteFlags(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                if flags == 0 {
+                    index += 8
+                    continue
+                }
+                // Little-endian: the lowest flag is the word's first byte in memory, and it is exact.
+                index += flags.trailingZeroBitCount / 8
+                guard bytes[index] == tab else { return index }
+                index += 1
             }
         }
         while index < end, isFieldValueByte(bytes[index]) { index += 1 }
         return index
     }
 
-    /// Whether any byte of `word` is below 0x20 (tab included: the byte loop decides) or is 0x7F. The
-    /// classic borrow tests: they can flag the wrong byte after a real hit, never a word without one.
+    /// Whether any byte of `word` is below 0x20 (tab included: the caller decides) or is 0x7F.
     @inline(__always)
-    static func holdsControlOrDelete(_ word: UInt64) -> Bool {
+    static func holdsControlOrDelete(_ word: UInt64) -> Bool { controlOrDeleteFlags(word) != 0 }
+
+    /// The high bit of each byte of `word` that is below 0x20 or is 0x7F, by the classic borrow tests. A
+    /// borrow runs only towards the more significant bytes, so a byte after a real hit may be flagged wrongly,
+    /// but the least significant flag is always a real hit, and a word without one has no flag.
+    @inline(__always)
+    static func controlOrDeleteFlags(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highBits: UInt64 = 0x8080_8080_8080_8080
         let below0x20 = (word &- ones &* 0x20) & ~word & highBits
         let delete = word ^ (ones &* 0x7F)
         let equals0x7F = (delete &- ones) & ~delete & highBits
-        return below0x20 | equals0x7F != 0
+        return below0x20 | equals0x7F
     }
 
     /// A byte of a request target: visible ASCII or obs-text, never a space or a control.
@@ -90,8 +104,21 @@ enum HTTP1Syntax {
     }
 
     /// The fields that describe one connection rather than the message (RFC 9110 §7.6.1); never forwarded.
-    enum HopByHop {
+    enum HopByHop: CaseIterable {
         case connection, keepAlive, proxyConnection, proxyAuthenticate, proxyAuthorization, te, trailer, upgrade
+
+        var name: StaticString {
+            switch self {
+            case .connection: "connection"
+            case .keepAlive: "keep-alive"
+            case .proxyConnection: "proxy-connection"
+            case .proxyAuthenticate: "proxy-authenticate"
+            case .proxyAuthorization: "proxy-authorization"
+            case .te: "te"
+            case .trailer: "trailer"
+            case .upgrade: "upgrade"
+            }
+        }
     }
 
     /// Which hop-by-hop field `name` is, if any. Most names are ruled out by their first byte.
