@@ -11,7 +11,7 @@ struct HTTP1FieldNameTests {
         #expect(wrong.isEmpty, "\(wrong)")
     }
 
-    @Test("every hop-by-hop name is recognised, in any case, and passes the parser's length test")
+    @Test("every hop-by-hop name is recognised, in any case, and passes the length test")
     func hopByHopNames() {
         for field in HTTP1Syntax.HopByHop.allCases {
             let name = field.name.description
@@ -19,21 +19,21 @@ struct HTTP1FieldNameTests {
                 let found = Array(spelling.utf8).withUnsafeBytes { HTTP1Syntax.hopByHop($0) }
                 #expect(found == field, "\(spelling)")
             }
-            #expect(HTTP1HeadParser.mayBeNoted(nameLength: name.utf8.count), "\(name)")
+            #expect(HTTP1Syntax.maySpecialFieldBeNamed(length: name.utf8.count), "\(name)")
         }
     }
 
-    @Test("the framing fields, Upgrade and the client identity pass the parser's length test")
+    @Test("the framing fields, Upgrade and the client identity pass the length test")
     func notedNames() {
         for name in ["content-length", "transfer-encoding", "upgrade", ClientIdentityField.name] {
-            #expect(HTTP1HeadParser.mayBeNoted(nameLength: name.utf8.count), "\(name)")
+            #expect(HTTP1Syntax.maySpecialFieldBeNamed(length: name.utf8.count), "\(name)")
         }
     }
 
     @Test("names of other lengths are skipped, and so are names too long for the mask")
     func skippedLengths() {
         for length in [0, 1, 3, 4, 5, 6, 12, 13, 15, 20, 31, 32, 33, 64, 1000] {
-            #expect(!HTTP1HeadParser.mayBeNoted(nameLength: length), "\(length)")
+            #expect(!HTTP1Syntax.maySpecialFieldBeNamed(length: length), "\(length)")
         }
     }
 }

@@ -185,24 +185,12 @@ enum HTTP1HeadParser {
             while valueEnd > valueStart, HTTP1Syntax.isSpaceOrTab(head[valueEnd - 1]) { valueEnd -= 1 }
             // Most fields (Host, Accept, Date, Server, Content-Type...) are none of those `note` looks at, and
             // their name's length alone says so.
-            guard mayBeNoted(nameLength: nameEnd - nameStart) else { continue }
+            guard HTTP1Syntax.maySpecialFieldBeNamed(length: nameEnd - nameStart) else { continue }
             let name = UnsafeRawBufferPointer(rebasing: head[nameStart..<nameEnd])
             let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
             try note(name: name, value: value, into: &facts)
         }
         return facts
-    }
-
-    /// One bit per name length (below 32) of the fields `note` looks at: the hop-by-hop ones (2, 7, 10, 16,
-    /// 18, 19), `content-length` (14), `transfer-encoding` (17), `upgrade` (7) and the mesh's client identity
-    /// (16). A test checks every one of those names against it.
-    static var notedNameLengths: UInt32 {
-        1 << 2 | 1 << 7 | 1 << 10 | 1 << 14 | 1 << 16 | 1 << 17 | 1 << 18 | 1 << 19
-    }
-
-    @inline(__always)
-    static func mayBeNoted(nameLength: Int) -> Bool {
-        nameLength < 32 && (notedNameLengths >> UInt32(truncatingIfNeeded: nameLength)) & 1 != 0
     }
 
     private static func note(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,

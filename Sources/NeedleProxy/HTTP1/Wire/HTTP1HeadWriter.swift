@@ -129,6 +129,7 @@ enum HTTP1HeadWriter {
     @inline(__always)
     private static func drops(_ name: UnsafeRawBufferPointer, nominated: [String], dropClientIdentity: Bool,
                               dropContentLength: Bool, dropTransferEncoding: Bool) -> Bool {
+        if nominated.isEmpty, !HTTP1Syntax.maySpecialFieldBeNamed(length: name.count) { return false }
         if HTTP1Syntax.hopByHop(name) != nil { return true }
         if dropClientIdentity, ClientIdentityField.isNamed(name) { return true }
         if dropContentLength, HTTP1Syntax.equalsIgnoringCase(name, "content-length") { return true }

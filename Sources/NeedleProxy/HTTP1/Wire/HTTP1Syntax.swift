@@ -103,6 +103,16 @@ enum HTTP1Syntax {
         return true
     }
 
+    /// Whether a field name `length` bytes long may name a field the proxy treats specially: a hop-by-hop one
+    /// (2, 7, 10, 16, 18 or 19 bytes), `content-length` (14), `transfer-encoding` (17), `upgrade` (7) or the
+    /// mesh's client identity (16). Most fields are none of those, and one test on the length says so. A test
+    /// checks every one of those names against it.
+    @inline(__always)
+    static func maySpecialFieldBeNamed(length: Int) -> Bool {
+        let lengths: UInt32 = 1 << 2 | 1 << 7 | 1 << 10 | 1 << 14 | 1 << 16 | 1 << 17 | 1 << 18 | 1 << 19
+        return length < 32 && (lengths >> UInt32(truncatingIfNeeded: length)) & 1 != 0
+    }
+
     /// The fields that describe one connection rather than the message (RFC 9110 §7.6.1); never forwarded.
     enum HopByHop: CaseIterable {
         case connection, keepAlive, proxyConnection, proxyAuthenticate, proxyAuthorization, te, trailer, upgrade
