@@ -55,10 +55,6 @@ enum HTTP1Syntax {
         return index
     }
 
-    /// Whether any byte of `word` is below 0x20 (tab included: the caller decides) or is 0x7F.
-    @inline(__always)
-    static func holdsControlOrDelete(_ word: UInt64) -> Bool { controlOrDeleteFlags(word) != 0 }
-
     /// The high bit of each byte of `word` that is below 0x20 or is 0x7F, by the classic borrow tests. A
     /// borrow runs only towards the more significant bytes, so a byte after a real hit may be flagged wrongly,
     /// but the least significant flag is always a real hit, and a word without one has no flag.
