@@ -353,7 +353,8 @@ def proxy_benchmark(lab, args, report):
                      f"{sum(r['errors'] for r in runs)} | {fmt(median_of(res, 'peak'), 1)} | {fmt(median_of(res, 'steady'), 1)} | "
                      f"{fmt(median_of(res, 'anon'), 1)} | {fmt(median_of(res, 'cpu'), 3)} |")
     if resources.get("needle-proxy") and resources.get("HAProxy"):
-        # Measured minutes apart on a shared machine, the medians drift together; the ratio within each run does not.
+        # Each row's median may come from a different run, minutes apart on a shared machine; the two
+        # measurements of one run are seconds apart, so their ratio drifts less.
         ratios = [n["cpu"] / h["cpu"] for n, h in zip(resources["needle-proxy"], resources["HAProxy"]) if h["cpu"] > 0]
         if ratios:
             lines += ["", "needle-proxy's CPU per request over HAProxy's, run by run (each pair measured back to back): "

@@ -328,6 +328,20 @@ struct HTTP1WireTests {
         #expect(String(buffer: buffer) == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: app\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n")
     }
 
+    @Test("with nothing nominated, every hop-by-hop field is dropped from the client's response and fields of the same lengths are kept")
+    func clientResponseDropsEveryHopByHopName() throws {
+        // Same lengths as the hop-by-hop names (2, 7, 10, 16, 18, 19), so the length test lets them through to the name test.
+        let kept = ["Xy: 1", "X-Seven: 1", "User-Agent: 1", "X-Sixteen-Letter: 1", "X-Eighteen-Letters: 1", "X-Nineteen-Letters!: 1"]
+        let hopByHop = HTTP1Syntax.HopByHop.allCases.map { "\($0.name.description): " + ($0 == .connection ? "keep-alive" : "1") }
+        let head = "HTTP/1.1 200 OK\r\n" + zip(hopByHop, kept + kept).map { "\($0)\r\n\($1)\r\n" }.joined() + "Content-Length: 0\r\n\r\n"
+        let response = try parsedResponse(head).get()
+        #expect(response.nominated.isEmpty)
+        var buffer = ByteBuffer()
+        HTTP1HeadWriter.clientResponse(response, version: .http1_1, connection: .none, framing: .init(), into: &buffer)
+        let expected = "HTTP/1.1 200 OK\r\n" + zip(hopByHop, kept + kept).map { "\($1)\r\n" }.joined() + "Content-Length: 0\r\n\r\n"
+        #expect(String(buffer: buffer) == expected)
+    }
+
     @Test("body framing for the next hop: chunks in lower-case hex, the last chunk with its trailers", arguments: [1, 15, 16, 255, 4096, 65537])
     func chunkEncoding(size: Int) {
         let chunk = HTTP1BodyEncoder.body(ByteBuffer(repeating: 0x61, count: size), framing: .chunked, allocator: ByteBufferAllocator())

@@ -257,7 +257,9 @@ def main():
             return pod.metric(pod.metrics(), "identity_cert_refreshes_total", result="ok") > first_ok
 
         renewed = wait_for(request_then_renewed, 60, 0.5)
-        new_expiry = pod.metric(pod.metrics(), "identity_cert_expiration_timestamp_seconds")
+        # The refresh is counted just before the new certificate's expiry is published: read it until it moves.
+        new_expiry = wait_for(lambda: pod.metric(pod.metrics(), "identity_cert_expiration_timestamp_seconds"), 2, 0.1,
+                              done=lambda expiry: expiry > expires)
         check("the certificate renews before it expires", renewed and new_expiry > expires, (renewed, expires, new_expiry))
         check("no request failed across the renewal", failures == 0, failures)
         check("the proxy is still ready after renewing", admin("/ready") == "200")
